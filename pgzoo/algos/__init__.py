@@ -1,0 +1,18 @@
+"""One module per algorithm; ``ALGORITHMS`` maps the names ``pgzoo train`` accepts to them."""
+from types import ModuleType
+
+from pgzoo.algos import ppo
+from pgzoo.errors import PgzooError
+
+ALGORITHMS: dict[str, ModuleType] = {"ppo": ppo}
+
+# Status shown by ``pgzoo list`` and the README for algorithms that are not implemented yet.
+PLANNED = ("reinforce", "actor_critic", "a2c", "vpg", "dpg", "ddpg", "td3", "sac", "d4pg",
+           "npg", "trpo", "acktr", "ppg")
+
+
+def get(name: str) -> ModuleType:
+    if name not in ALGORITHMS:
+        planned = f" ({name} is planned, not implemented yet)" if name in PLANNED else ""
+        raise PgzooError(f"unknown algorithm {name!r}{planned}; valid: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name]

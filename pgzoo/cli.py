@@ -1,0 +1,149 @@
+"""Command line: ``pgzoo train | eval | plot | list``.
+
+Bad input never ends in a traceback: it prints one line, ``error: ...``, and exits with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pgzoo.errors import PgzooError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        raise PgzooError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pgzoo", description="Policy-gradient reinforcement learning in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train an algorithm on an environment")
+    t.add_argument("algo", nargs="?", help="algorithm name (see `pgzoo list`)")
+    t.add_argument("--env", default=None, help="environment spec (default CartPole-v1)")
+    t.add_argument("--steps", type=int, default=None, help="total environment steps per seed")
+    t.add_argument("--seed", type=int, default=0, help="base seed (seed i uses seed + i)")
+    t.add_argument("--seeds", type=int, default=1, help="train K seeds at once (JAX-native envs)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a Config field; repeatable")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its checkpoint")
+    t.add_argument("--run-dir", help="write the run here instead of runs/<algo>-<env>-<time>")
+    t.add_argument("--eval-episodes", type=int, default=10, help="final evaluation episodes")
+    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard events")
+
+    e = sub.add_parser("eval", help="evaluate a trained run")
+    e.add_argument("run_dir")
+    e.add_argument("--episodes", type=int, default=10)
+    e.add_argument("--env", default=None, help="evaluate on another spec of the same task")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--video", metavar="OUT.gif", help="also record one episode as a GIF")
+
+    pl = sub.add_parser("plot", help="plot learning curves of one or more runs")
+    pl.add_argument("run_dirs", nargs="+")
+    pl.add_argument("-o", "--out", default="curves.png")
+    pl.add_argument("--title", default=None)
+
+    sub.add_parser("list", help="list algorithms, their action spaces and environment backends")
+    return p
+
+
+def _overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise PgzooError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _train(args) -> int:
+    import pgzoo
+
+    if args.resume:
+        from pgzoo.run.rundir import read_config
+
+        cfg = read_config(Path(args.resume))
+        if args.algo and args.algo != cfg["algo"]:
+            raise PgzooError(f"--resume {args.resume} is a {cfg['algo']} run, not {args.algo}")
+        if args.set or args.env or args.seeds != 1:
+            raise PgzooError("--resume continues a run with its own config; drop --set, --env "
+                             "and --seeds (only --steps may change)")
+        run = pgzoo.resume(args.resume, args.steps, progress=not args.no_progress,
+                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes)
+    else:
+        if not args.algo:
+            raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
+        run = pgzoo.train(args.algo, args.env or "CartPole-v1", args.steps, args.seed,
+                          seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
+                          tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
+                          **_overrides(args.set))
+    ev = run.eval
+    result = f" | eval mean return {ev['mean_return']:.1f}" if ev else ""
+    print(f"done: {run.summary['env_steps']} steps per seed in {run.summary['wall_time']:.1f}s"
+          f"{result} | run directory: {run.run_dir}")
+    return 0
+
+
+def _eval(args) -> int:
+    import pgzoo
+    from pgzoo.run import rundir
+
+    policy = pgzoo.load(args.run_dir)
+    result = pgzoo.evaluate(policy, args.env, episodes=args.episodes, seed=args.seed)
+    if args.video:
+        from pgzoo.run.video import record_gif
+
+        if not args.video.lower().endswith(".gif"):
+            raise PgzooError(f"--video writes a GIF; give a path ending in .gif, got {args.video!r}")
+        result["video"] = record_gif(policy, Path(args.video), seed=args.seed)
+    rundir.write_json(Path(args.run_dir) / rundir.EVAL, result)
+    print(json.dumps({k: v for k, v in result.items() if k != "returns"}, indent=2))
+    return 0
+
+
+def _plot(args) -> int:
+    from pgzoo.run.plot import plot_runs
+
+    out = plot_runs([Path(d) for d in args.run_dirs], Path(args.out), args.title)
+    print(f"wrote {out}")
+    return 0
+
+
+def _list(_args) -> int:
+    from pgzoo import algos, envs
+
+    print("algorithms (name: action spaces):")
+    for name, module in algos.ALGORITHMS.items():
+        doc = (module.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<14} {', '.join(module.ACTION_SPACES):<22} {doc}")
+    print("planned, not implemented yet: " + ", ".join(algos.PLANNED))
+    print("environment backends:")
+    for name, text in envs.BACKENDS.items():
+        print(f"  {name:<26} {text}")
+    print("JAX-native ids: " + ", ".join(envs.jax_native_ids()))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list}[args.command](args)
+    except PgzooError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted: the last checkpoint and metrics are kept; continue with "
+              "`pgzoo train --resume RUN_DIR`", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

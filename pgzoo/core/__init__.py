@@ -1,0 +1,1 @@
+"""Shared building blocks: networks, distributions, returns and advantages, rollouts, config."""

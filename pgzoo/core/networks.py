@@ -1,0 +1,91 @@
+"""Network blocks: MLP torsos, policy heads and a value head (Flax linen).
+
+Initialisation follows the PPO implementation details (orthogonal, gain sqrt(2) in the torso,
+0.01 on the policy output, 1.0 on the value output), as in CleanRL and PureJaxRL.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu, "elu": nn.elu, "gelu": nn.gelu}
+
+
+def dense(features: int, scale: float) -> nn.Dense:
+    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale),
+                    bias_init=nn.initializers.zeros)
+
+
+class MLP(nn.Module):
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x):
+        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim > 1 else x
+        for size in self.hidden_sizes:
+            x = ACTIVATIONS[self.activation](dense(size, np.sqrt(2))(x))
+        return x
+
+
+class CategoricalHead(nn.Module):
+    """Logits of a softmax policy over ``num_actions``."""
+
+    num_actions: int
+
+    @nn.compact
+    def __call__(self, x):
+        return dense(self.num_actions, 0.01)(x)
+
+
+class GaussianHead(nn.Module):
+    """Mean of a diagonal Gaussian and a state-independent log standard deviation."""
+
+    action_dim: int
+    init_log_std: float = 0.0
+
+    @nn.compact
+    def __call__(self, x):
+        mean = dense(self.action_dim, 0.01)(x)
+        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
+                             (self.action_dim,))
+        return mean, jnp.broadcast_to(log_std, mean.shape)
+
+
+class ValueHead(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return dense(1, 1.0)(x).squeeze(-1)
+
+
+class ActorCritic(nn.Module):
+    """Policy head and value head on separate torsos (default) or one shared torso."""
+
+    policy_head: nn.Module
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    shared_torso: bool = False
+
+    def setup(self):
+        self.actor_torso = MLP(self.hidden_sizes, self.activation)
+        self.critic_torso = (self.actor_torso if self.shared_torso
+                             else MLP(self.hidden_sizes, self.activation))
+        self.actor_head = self.policy_head
+        self.value_head = ValueHead()
+
+    def __call__(self, obs):
+        return self.actor_head(self.actor_torso(obs)), self.value_head(self.critic_torso(obs))
+
+    def policy(self, obs):
+        return self.actor_head(self.actor_torso(obs))
+
+    def value(self, obs):
+        return self.value_head(self.critic_torso(obs))
+
+
+def count_params(params) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))

@@ -1,0 +1,43 @@
+"""Returns and advantages, time-major (axis 0 is time).
+
+``dones[t]`` is 1 where the episode ended after step t (terminated or truncated). Truncation is
+handled by the caller: it adds ``gamma * V(final_obs)`` to the reward of a truncated step, so the
+episode's value is bootstrapped at a time limit and cut at a true termination.
+
+    discounted return   G_t = r_t + gamma (1 - d_t) G_{t+1},            G_T = V(s_T)
+    TD error            delta_t = r_t + gamma (1 - d_t) V(s_{t+1}) - V(s_t)
+    GAE(gamma, lambda)  A_t = delta_t + gamma lambda (1 - d_t) A_{t+1},  A_T = 0
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def discounted_returns(rewards, dones, last_value, gamma: float):
+    """Reward-to-go G_t, bootstrapped from ``last_value`` after the final step."""
+
+    def backward(g_next, x):
+        reward, done = x
+        g = reward + gamma * (1.0 - done) * g_next
+        return g, g
+
+    _, returns = jax.lax.scan(backward, last_value, (rewards, dones.astype(rewards.dtype)),
+                              reverse=True)
+    return returns
+
+
+def gae(rewards, values, dones, last_value, gamma: float, lam: float):
+    """Generalised advantage estimates A_t and the value targets A_t + V(s_t)."""
+    dones = dones.astype(rewards.dtype)
+    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    deltas = rewards + gamma * (1.0 - dones) * next_values - values
+
+    def backward(a_next, x):
+        delta, done = x
+        a = delta + gamma * lam * (1.0 - done) * a_next
+        return a, a
+
+    _, advantages = jax.lax.scan(backward, jnp.zeros_like(last_value), (deltas, dones),
+                                 reverse=True)
+    return advantages, advantages + values

@@ -1,0 +1,52 @@
+"""Collecting T steps from a batch of environments inside one compiled ``scan``."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+class Trajectory(NamedTuple):
+    obs: jax.Array  # [T, N, ...] observation the action was taken in
+    action: jax.Array  # [T, N, ...]
+    extras: Any  # whatever the acting function returned beside the action (log-prob, value)
+    reward: jax.Array  # [T, N]
+    terminated: jax.Array  # [T, N]
+    truncated: jax.Array  # [T, N]
+    final_obs: jax.Array  # [T, N, ...] true next observation (pre-reset)
+    info: dict  # [T, N] entries from wrappers
+
+    @property
+    def done(self) -> jax.Array:
+        return jnp.logical_or(self.terminated, self.truncated)
+
+
+def rollout(env, env_state, obs, key, act: Callable, num_steps: int):
+    """Run ``act(obs, key) -> (action, extras)`` for ``num_steps`` steps.
+
+    Returns the final environment state, the observation to continue from, and the Trajectory."""
+
+    def one_step(carry, step_key):
+        env_state, obs = carry
+        act_key, env_key = jax.random.split(step_key)
+        action, extras = act(obs, act_key)
+        env_state, ts = env.step(env_state, action, env_key)
+        out = Trajectory(obs, action, extras, ts.reward, ts.terminated, ts.truncated,
+                         ts.final_obs, ts.info)
+        return (env_state, ts.obs), out
+
+    (env_state, obs), traj = jax.lax.scan(one_step, (env_state, obs),
+                                          jax.random.split(key, num_steps))
+    return env_state, obs, traj
+
+
+def episode_metrics(info: dict) -> dict[str, jax.Array]:
+    """Sums over the episodes that ended in a batch; the host turns them into means."""
+    done = info["episode_done"]
+    return {
+        "episodes": done.sum().astype(jnp.float32),
+        "episode_return_sum": jnp.where(done, info["episode_return"], 0.0).sum(),
+        "episode_length_sum": jnp.where(done, info["episode_length"], 0).sum().astype(jnp.float32),
+    }

@@ -1,0 +1,138 @@
+"""``make(spec)``: from a spec string to a wrapped, batched environment.
+
+Resolution: ``gymnax:ID`` and ``gymnasium:ID`` name a backend; ``package.module:ClassName`` loads a
+user's Gymnasium environment class; a plain ``ID`` picks the JAX-native (gymnax) version when one
+exists and otherwise any registered Gymnasium id through the host bridge.
+"""
+from __future__ import annotations
+
+import importlib
+from functools import lru_cache
+
+from pgzoo.envs import spaces
+from pgzoo.envs.gymnasium_env import GymnasiumEnv
+from pgzoo.envs.gymnax_env import GymnaxEnv
+from pgzoo.envs.protocol import Env
+from pgzoo.envs.wrappers import (EpisodeStatistics, NormalizeObservation, NormalizeReward,
+                                 RescaleAction)
+from pgzoo.errors import PgzooError
+
+BACKENDS = {
+    "gymnax": "JAX-native, compiled with the algorithm (classic control, MinAtar, bsuite, misc)",
+    "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
+    "package.module:ClassName": "a user's own gymnasium.Env class, through the host bridge",
+}
+PLANNED_BACKENDS = ("brax", "jaxmarl")
+
+
+@lru_cache
+def jax_native_ids() -> tuple[str, ...]:
+    import gymnax
+
+    return tuple(gymnax.registered_envs)
+
+
+def _gymnasium_ids() -> list[str]:
+    import gymnasium
+
+    return sorted(gymnasium.envs.registry.keys())
+
+
+def _unknown(env_id: str, where: str) -> PgzooError:
+    examples = ", ".join(jax_native_ids()[:5])
+    return PgzooError(
+        f"unknown environment {env_id!r} ({where}); valid: a JAX-native id ({examples}, ... "
+        "see `pgzoo list`), a registered Gymnasium id (e.g. gymnasium:HalfCheetah-v5), or "
+        "package.module:ClassName")
+
+
+def _gymnasium_factory(env_id: str, render_mode: str | None = None):
+    import gymnasium
+
+    if env_id not in gymnasium.envs.registry:
+        raise _unknown(env_id, "not a registered Gymnasium id")
+
+    def factory():
+        try:
+            return gymnasium.make(env_id, render_mode=render_mode)
+        except (ImportError, gymnasium.error.DependencyNotInstalled) as err:
+            raise PgzooError(f"environment {env_id!r} needs an extra dependency: {err}".replace(
+                "\n", " ")) from None
+    return factory
+
+
+def _user_class_factory(target: str, render_mode: str | None = None):
+    import gymnasium
+
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise PgzooError(f"cannot import module {module_name!r} for environment {target!r}: "
+                         f"{err}; expected package.module:ClassName") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, gymnasium.Env)):
+        raise PgzooError(f"{target!r} is not a gymnasium.Env class; expected "
+                         "package.module:ClassName naming a subclass of gymnasium.Env")
+
+    def factory():
+        return cls(render_mode=render_mode) if render_mode else cls()
+    return factory
+
+
+def resolve(spec: str) -> tuple[str, str]:
+    """Split a spec into (backend, id): backend is 'gymnax', 'gymnasium' or 'class'."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise PgzooError("environment spec must be a non-empty string such as CartPole-v1")
+    prefix, sep, rest = spec.partition(":")
+    if sep:
+        if prefix == "gymnax":
+            if rest not in jax_native_ids():
+                raise _unknown(rest, "not a gymnax id")
+            return "gymnax", rest
+        if prefix == "gymnasium":
+            return "gymnasium", rest
+        if prefix in PLANNED_BACKENDS:
+            raise PgzooError(f"the {prefix} backend is not available yet; valid backends: "
+                             "gymnax, gymnasium, package.module:ClassName")
+        return "class", spec
+    if spec in jax_native_ids():
+        return "gymnax", spec
+    return "gymnasium", spec
+
+
+def make_base(spec: str, num_envs: int = 1) -> Env:
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise PgzooError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    backend, env_id = resolve(spec)
+    if backend == "gymnax":
+        return GymnaxEnv(env_id, num_envs)
+    if backend == "gymnasium":
+        return GymnasiumEnv(_gymnasium_factory(env_id), num_envs, f"gymnasium:{env_id}")
+    return GymnasiumEnv(_user_class_factory(env_id), num_envs, env_id)
+
+
+def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
+         normalize_reward: bool = False, gamma: float = 0.99) -> Env:
+    """A batch of ``num_envs`` copies of ``spec`` with episode statistics, [-1, 1] actions for
+    bounded boxes, and optional observation and reward normalisation."""
+    env: Env = EpisodeStatistics(make_base(spec, num_envs))
+    if isinstance(env.action_space, spaces.Box) and env.action_space.bounded:
+        env = RescaleAction(env)
+    if normalize_obs:
+        env = NormalizeObservation(env)
+    if normalize_reward:
+        env = NormalizeReward(env, gamma=gamma)
+    return env
+
+
+def render_factory(spec: str):
+    """A factory for the Gymnasium twin of ``spec`` in rgb_array mode, for videos."""
+    backend, env_id = resolve(spec)
+    if backend == "class":
+        return _user_class_factory(env_id, render_mode="rgb_array")
+    try:
+        return _gymnasium_factory(env_id, render_mode="rgb_array")
+    except PgzooError:
+        raise PgzooError(f"environment {spec!r} has no Gymnasium twin to render a video with; "
+                         "videos work for Gymnasium ids and their JAX-native versions") from None

@@ -1,0 +1,192 @@
+"""Functional wrappers over the batched protocol. Each keeps its own state beside the inner one,
+so everything a wrapper learns (normalisation statistics) is part of the checkpointed State.
+
+Order used by ``make``: backend -> EpisodeStatistics -> RescaleAction -> NormalizeObservation ->
+NormalizeReward, so episode statistics always report the raw return of the task.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pgzoo.envs import spaces
+from pgzoo.envs.protocol import Env, TimeStep
+
+
+class Wrapper(Env):
+    def __init__(self, env: Env):
+        self.env = env
+        self.num_envs = env.num_envs
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+        self.jax_native = env.jax_native
+        self.spec = env.spec
+        self.max_episode_steps = env.max_episode_steps
+
+    @property
+    def unwrapped(self) -> Env:
+        return self.env.unwrapped
+
+    # Stateless wrappers keep the inner state as their own; stateful ones override these.
+    def reset(self, key):
+        return self.env.reset(key)
+
+    def step(self, state, action, key):
+        return self.env.step(state, action, key)
+
+    def resume(self, state, key):
+        return self.env.resume(state, key)
+
+    def normalize_obs(self, state, obs):
+        return self.env.normalize_obs(state, obs)
+
+
+# --- episode statistics ------------------------------------------------------------------------
+class EpisodeStatsState(NamedTuple):
+    inner: Any
+    episode_return: jax.Array  # running return of the current episode, [N]
+    episode_length: jax.Array  # [N]
+
+
+class EpisodeStatistics(Wrapper):
+    """Adds ``episode_return``, ``episode_length`` (valid where ``done``) and ``done`` to info."""
+
+    def _zeros(self, inner):
+        n = self.num_envs
+        return EpisodeStatsState(inner, jnp.zeros(n, jnp.float32), jnp.zeros(n, jnp.int32))
+
+    def reset(self, key):
+        inner, ts = self.env.reset(key)
+        return self._zeros(inner), ts
+
+    def resume(self, state, key):
+        inner, ts = self.env.resume(state.inner, key)
+        return self._zeros(inner), ts
+
+    def step(self, state, action, key):
+        inner, ts = self.env.step(state.inner, action, key)
+        ret = state.episode_return + ts.reward
+        length = state.episode_length + 1
+        done = ts.done
+        info = dict(ts.info, episode_return=ret, episode_length=length, episode_done=done)
+        new = EpisodeStatsState(inner, jnp.where(done, 0.0, ret), jnp.where(done, 0, length))
+        return new, ts._replace(info=info)
+
+    def normalize_obs(self, state, obs):
+        return self.env.normalize_obs(state.inner, obs)
+
+
+# --- actions -----------------------------------------------------------------------------------
+def rescale_action(action, low, high):
+    """Map an action in [-1, 1] (clipped first) to the box [low, high]."""
+    action = jnp.clip(action, -1.0, 1.0)
+    return low + 0.5 * (action + 1.0) * (high - low)
+
+
+class RescaleAction(Wrapper):
+    """For a bounded Box: the agent acts in [-1, 1]^d, the environment receives [low, high]^d."""
+
+    def __init__(self, env: Env):
+        super().__init__(env)
+        box = env.action_space
+        self._low, self._high = jnp.asarray(box.low), jnp.asarray(box.high)
+        self.action_space = spaces.Box(-np.ones(box.shape), np.ones(box.shape))
+
+    def step(self, state, action, key):
+        return self.env.step(state, rescale_action(action, self._low, self._high), key)
+
+
+# --- observation normalisation -----------------------------------------------------------------
+class RunningMeanStd(NamedTuple):
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def create(cls, shape) -> RunningMeanStd:
+        return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32),
+                   jnp.asarray(1e-4, jnp.float32))
+
+    def update(self, batch: jax.Array) -> RunningMeanStd:
+        """Chan et al.'s parallel update of mean and variance with a batch along axis 0."""
+        batch_mean, batch_var = batch.mean(0), batch.var(0)
+        batch_count = batch.shape[0]
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        mean = self.mean + delta * batch_count / total
+        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+        return RunningMeanStd(mean, m2 / total, total)
+
+
+class NormObsState(NamedTuple):
+    inner: Any
+    stats: RunningMeanStd
+
+
+class NormalizeObservation(Wrapper):
+    """obs <- clip((obs - mean) / sqrt(var + eps), -clip, clip) with running statistics."""
+
+    def __init__(self, env: Env, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__(env)
+        self.clip, self.eps = clip, eps
+
+    def _apply(self, stats, obs):
+        return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + self.eps), -self.clip, self.clip)
+
+    def _out(self, stats, ts):
+        return ts._replace(obs=self._apply(stats, ts.obs), final_obs=self._apply(stats, ts.final_obs))
+
+    def reset(self, key):
+        inner, ts = self.env.reset(key)
+        stats = RunningMeanStd.create(self.observation_space.shape).update(ts.obs)
+        return NormObsState(inner, stats), self._out(stats, ts)
+
+    def resume(self, state, key):
+        inner, ts = self.env.resume(state.inner, key)
+        return NormObsState(inner, state.stats), self._out(state.stats, ts)
+
+    def step(self, state, action, key):
+        inner, ts = self.env.step(state.inner, action, key)
+        stats = state.stats.update(ts.obs)
+        return NormObsState(inner, stats), self._out(stats, ts)
+
+    def normalize_obs(self, state, obs):
+        return self._apply(state.stats, self.env.normalize_obs(state.inner, obs))
+
+
+# --- reward scaling ----------------------------------------------------------------------------
+class NormRewardState(NamedTuple):
+    inner: Any
+    discounted_return: jax.Array  # [N]
+    stats: RunningMeanStd  # statistics of the discounted return
+
+
+class NormalizeReward(Wrapper):
+    """r <- clip(r / sqrt(Var[G] + eps)), G the running discounted return (as in Gymnasium)."""
+
+    def __init__(self, env: Env, gamma: float = 0.99, clip: float = 10.0, eps: float = 1e-8):
+        super().__init__(env)
+        self.gamma, self.clip, self.eps = gamma, clip, eps
+
+    def reset(self, key):
+        inner, ts = self.env.reset(key)
+        return NormRewardState(inner, jnp.zeros(self.num_envs, jnp.float32),
+                               RunningMeanStd.create(())), ts
+
+    def resume(self, state, key):
+        inner, ts = self.env.resume(state.inner, key)
+        return state._replace(inner=inner, discounted_return=jnp.zeros_like(state.discounted_return)), ts
+
+    def step(self, state, action, key):
+        inner, ts = self.env.step(state.inner, action, key)
+        ret = state.discounted_return * self.gamma + ts.reward
+        stats = state.stats.update(ret)
+        reward = jnp.clip(ts.reward / jnp.sqrt(stats.var + self.eps), -self.clip, self.clip)
+        new = NormRewardState(inner, jnp.where(ts.done, 0.0, ret), stats)
+        return new, ts._replace(reward=reward)
+
+    def normalize_obs(self, state, obs):
+        return self.env.normalize_obs(state.inner, obs)

@@ -1,0 +1,14 @@
+"""The one exception type a user of pgzoo sees for bad input.
+
+Every message is a single line that says what was wrong and what is valid; the command line prints
+it and exits with code 2, the Python API raises it (it is a ValueError).
+"""
+
+
+class PgzooError(ValueError):
+    """Bad input: an unknown name, an invalid value, a missing or corrupt run directory."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise PgzooError(message)

@@ -1,0 +1,120 @@
+"""Policies restored from runs, and evaluation on any backend.
+
+A ``Policy`` carries an agent's parameters together with the observation statistics of its
+training environment, so it sees observations as it saw them in training. ``policy(obs)`` takes a
+raw observation and returns the action in the environment's own action space (rescaled to the
+box's bounds); ``policy.act`` is the pure JAX function that pgzoo's environments call.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pgzoo import envs
+from pgzoo.errors import PgzooError, check
+
+
+class Policy:
+    def __init__(self, algo: str, env_spec: str, config: Any, agent, train_env, params,
+                 env_state):
+        self.algo, self.env_spec, self.config = algo, env_spec, config
+        self._agent, self._train_env = agent, train_env
+        self.params = (params, env_state)
+        self.action_space = train_env.unwrapped.action_space
+        self._jit_act = jax.jit(self.act, static_argnames="deterministic")
+
+    def act(self, params, obs, key, deterministic: bool = True):
+        """Pure: (params, batch of raw observations, key) -> actions in the agent's space."""
+        agent_params, env_state = params
+        obs = self._train_env.normalize_obs(env_state, obs)
+        return self._agent.policy(agent_params, obs, key, deterministic)
+
+    def __call__(self, obs, key: jax.Array | None = None, deterministic: bool = True):
+        """One observation (or a batch) -> NumPy action(s) for the Gymnasium environment."""
+        obs = jnp.asarray(obs, jnp.float32)
+        single = obs.ndim == len(self._train_env.observation_space.shape)
+        batch = obs[None] if single else obs
+        key = jax.random.PRNGKey(0) if key is None else key
+        action = self._jit_act(self.params, batch, key, deterministic=deterministic)
+        if isinstance(self.action_space, envs.Box) and self.action_space.bounded:
+            action = envs.rescale_action(action, self.action_space.low, self.action_space.high)
+        action = np.asarray(action)
+        return action[0] if single else action
+
+
+class EvalCarry(NamedTuple):
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    finished: jax.Array
+    returns: jax.Array
+    lengths: jax.Array
+    t: jax.Array
+
+
+def run_episodes(env, act, params, key, max_steps: int, deterministic: bool = True):
+    """Play one episode in each of ``env.num_envs`` environments; returns (returns, lengths)."""
+    reset_key, key = jax.random.split(key)
+    env_state, ts = env.reset(reset_key)
+    n = env.num_envs
+
+    def cond(c: EvalCarry):
+        return jnp.logical_and(~jnp.all(c.finished), c.t < max_steps)
+
+    def body(c: EvalCarry):
+        key, act_key, env_key = jax.random.split(c.key, 3)
+        action = act(params, c.obs, act_key, deterministic)
+        env_state, ts = env.step(c.env_state, action, env_key)
+        ended = jnp.logical_and(ts.info["episode_done"], ~c.finished)
+        return EvalCarry(env_state, ts.obs, key, c.finished | ended,
+                         jnp.where(ended, ts.info["episode_return"], c.returns),
+                         jnp.where(ended, ts.info["episode_length"], c.lengths), c.t + 1)
+
+    start = EvalCarry(env_state, ts.obs, key, jnp.zeros(n, bool), jnp.zeros(n, jnp.float32),
+                      jnp.zeros(n, jnp.int32), jnp.int32(0))
+    out = jax.lax.while_loop(cond, body, start)
+    return out.returns, out.lengths
+
+
+def _summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
+    return {"episodes": int(returns.size), "mean_return": float(returns.mean()),
+            "std_return": float(returns.std()), "mean_length": float(lengths.mean()),
+            "returns": [float(r) for r in returns]}
+
+
+def evaluate(policy: Policy, env: str | None = None, episodes: int = 10, seed: int = 0,
+             deterministic: bool = True) -> dict[str, Any]:
+    """Mean and spread of the return of ``episodes`` episodes, one per parallel environment."""
+    check(isinstance(episodes, int) and episodes >= 1,
+          f"episodes must be an integer >= 1, got {episodes!r}")
+    eval_env = envs.make(env or policy.env_spec, num_envs=episodes)
+    _check_compatible(policy, eval_env)
+    max_steps = (eval_env.max_episode_steps or 10_000) + 1
+    run = jax.jit(run_episodes, static_argnums=(0, 1, 4, 5))
+    returns, lengths = run(eval_env, policy.act, policy.params, jax.random.PRNGKey(seed),
+                           max_steps, deterministic)
+    return _summary(np.asarray(returns), np.asarray(lengths))
+
+
+def evaluate_seeds(policy: Policy, stacked_params, episodes: int, seed: int) -> list[dict]:
+    """Evaluate the policies of several seeds at once (vmapped) on a JAX-native environment."""
+    eval_env = envs.make(policy.env_spec, num_envs=episodes)
+    max_steps = (eval_env.max_episode_steps or 10_000) + 1
+
+    def one(params):
+        return run_episodes(eval_env, policy.act, params, jax.random.PRNGKey(seed), max_steps)
+
+    returns, lengths = jax.jit(jax.vmap(one))(stacked_params)
+    return [_summary(r, l) for r, l in zip(np.asarray(returns), np.asarray(lengths))]
+
+
+def _check_compatible(policy: Policy, env) -> None:
+    space, want = env.unwrapped.observation_space, policy._train_env.observation_space
+    if space.shape != want.shape or env.unwrapped.action_space.kind != policy.action_space.kind:
+        raise PgzooError(f"environment {env.spec!r} (observations {space.shape}, "
+                         f"{env.unwrapped.action_space.kind} actions) does not match the policy's "
+                         f"{policy.env_spec!r} (observations {want.shape}, "
+                         f"{policy.action_space.kind} actions)")

@@ -1,0 +1,106 @@
+"""The run directory: config.json, metrics.csv, TensorBoard events, checkpoints/, eval.json,
+curve.png (and video.gif when asked)."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from pgzoo.errors import PgzooError
+
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+EVAL = "eval.json"
+CURVE = "curve.png"
+CHECKPOINTS = "checkpoints"
+TENSORBOARD = "tb"
+
+
+def new_run_dir(root: Path, algo: str, env: str) -> Path:
+    safe_env = "".join(c if c.isalnum() or c in "-_." else "_" for c in env)
+    base = root / f"{algo}-{safe_env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, i = base, 1
+    while path.exists():
+        path, i = Path(f"{base}-{i}"), i + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PgzooError(f"run directory {str(run_dir)!r} does not exist; give a directory "
+                         "written by `pgzoo train` (runs/<algo>-<env>-<time>)")
+    path = run_dir / CONFIG
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise PgzooError(f"{run_dir} is not a run directory: {CONFIG} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise PgzooError(f"{path} is corrupt (not valid JSON)") from None
+    required = ("algo", "env", "total_steps", "seed", "seeds", "config")
+    missing = [k for k in required if k not in data]
+    if not isinstance(data, dict) or missing:
+        raise PgzooError(f"{path} is incomplete: missing {', '.join(missing)}")
+    return data
+
+
+class MetricsLog:
+    """metrics.csv (one row per iteration and seed) and TensorBoard scalars."""
+
+    def __init__(self, run_dir: Path, columns: list[str], num_seeds: int, tensorboard: bool,
+                 keep_until_iteration: int | None = None):
+        self.path = run_dir / METRICS
+        self.columns = columns
+        rows = []
+        if keep_until_iteration is not None and self.path.exists():
+            # Resuming: drop rows written after the checkpoint we continue from.
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= keep_until_iteration]
+        self._file = open(self.path, "w", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
+        self._csv.writeheader()
+        self._csv.writerows(rows)
+        self._writers = []
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            sub = [""] if num_seeds == 1 else [f"seed{i}" for i in range(num_seeds)]
+            self._writers = [SummaryWriter(str(run_dir / TENSORBOARD / s)) for s in sub]
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        self._csv.writerows(rows)
+        for row in rows:
+            if self._writers:
+                writer = self._writers[row["seed"] if len(self._writers) > 1 else 0]
+                for key, value in row.items():
+                    if key not in ("iteration", "seed", "env_steps") and value != "":
+                        writer.add_scalar(key, value, row["env_steps"])
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        for w in self._writers:
+            w.close()
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise PgzooError(f"{run_dir} has no {METRICS}; give a run directory written by "
+                         "`pgzoo train`")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        out.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
+    return out
