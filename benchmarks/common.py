@@ -1,0 +1,48 @@
+"""Helpers shared by the benchmark scripts (not part of the library)."""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from pgzoo.run.rundir import read_metrics
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "out"  # run directories and logs; ignored by git
+DOCS = ROOT / "docs" / "benchmarks"  # plots and result tables that docs/benchmarks.md shows
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{cpu}, {cores} cores, {platform.system()} {platform.release()}"
+
+
+def final_return(run_dir: Path, seed: int = 0, last_iterations: int = 10) -> float:
+    """Mean return of the episodes that ended in the run's last ``last_iterations`` iterations."""
+    rows = [r for r in read_metrics(run_dir) if r["seed"] == seed]
+    tail = rows[-last_iterations:]
+    episodes = sum(r["episodes"] for r in tail)
+    return sum(r["episode_return"] * r["episodes"] for r in tail if r["episodes"]) / episodes
+
+
+def save_results(name: str, results: dict) -> Path:
+    DOCS.mkdir(parents=True, exist_ok=True)
+    path = DOCS / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def summary(values) -> str:
+    values = np.asarray(values, float)
+    return f"{values.mean():.1f} ± {values.std():.1f}"

@@ -1,0 +1,58 @@
+"""Small Gymnasium environments with known dynamics, for testing the host bridge."""
+import gymnasium
+import numpy as np
+
+
+class Corridor(gymnasium.Env):
+    """Walk along a line: action 1 moves right, 0 left. Reward 1 per step; reaching x = 3
+    terminates; after 10 steps the episode is truncated. Observation [x, t]."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, render_mode=None):
+        self.observation_space = gymnasium.spaces.Box(-20.0, 20.0, (2,), np.float32)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.render_mode = render_mode
+        self.x = self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 0, 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.array([self.x, self.t], np.float32)
+
+    def step(self, action):
+        self.x += 1 if int(action) == 1 else -1
+        self.t += 1
+        terminated = self.x >= 3
+        truncated = self.t >= 10 and not terminated
+        return self._obs(), 1.0, terminated, truncated, {}
+
+    def render(self):
+        frame = np.zeros((16, 16, 3), np.uint8)
+        frame[:, min(15, max(0, self.x + 8))] = 255
+        return frame
+
+
+class Reach(gymnasium.Env):
+    """Continuous: the action (bounded to [-2, 2]) is added to x; reward is -|x - 1|. 20 steps."""
+
+    def __init__(self, render_mode=None):
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
+        self.x = 0.0
+        self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 0.0, 0
+        return np.array([self.x], np.float32), {}
+
+    def step(self, action):
+        self.last_action = float(np.asarray(action)[0])
+        self.x = float(np.clip(self.x + self.last_action, -10, 10))
+        self.t += 1
+        return (np.array([self.x], np.float32), -abs(self.x - 1.0), False, self.t >= 20,
+                {})
