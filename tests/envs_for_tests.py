@@ -56,3 +56,17 @@ class Reach(gymnasium.Env):
         self.t += 1
         return (np.array([self.x], np.float32), -abs(self.x - 1.0), False, self.t >= 20,
                 {})
+
+
+class Switches(gymnasium.Env):
+    """An action space pgzoo's algorithms do not handle (MultiBinary)."""
+
+    def __init__(self, render_mode=None):
+        self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (3,), np.float32)
+        self.action_space = gymnasium.spaces.MultiBinary(3)
+
+    def reset(self, *, seed=None, options=None):
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.asarray(action, np.float32), 0.0, False, False, {}

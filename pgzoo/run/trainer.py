@@ -76,6 +76,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
           tensorboard: bool = True, eval_episodes: int = 10, checkpoint_interval: float = 30.0,
           chunk_seconds: float = 2.0, on_chunk: Callable[[dict], None] | None = None):
     """Train to ``exp.total_steps``; returns (final state, run summary)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = run_dir / rundir.CHECKPOINTS
     elapsed_before = 0.0
     if resume:

@@ -1,0 +1,141 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pgzoo
+from pgzoo import envs
+from pgzoo.algos import ppo
+from pgzoo.errors import PgzooError
+from pgzoo.run.experiment import build
+
+
+def test_clipped_surrogate_at_chosen_ratios():
+    ratio = jnp.array([0.5, 1.0, 1.5, 0.5, 1.5])
+    adv = jnp.array([1.0, 1.0, 1.0, -1.0, -1.0])
+    # min(rA, clip(r, .8, 1.2)A): 0.5, 1.0, 1.2, -0.8, -1.5
+    got = ppo.clipped_surrogate(ratio, adv, 0.2)
+    np.testing.assert_allclose(got, np.mean([0.5, 1.0, 1.2, -0.8, -1.5]), rtol=1e-6)
+
+
+def test_value_loss_clipping_takes_the_larger_error():
+    value, old, target = jnp.array([2.0]), jnp.array([0.0]), jnp.array([3.0])
+    np.testing.assert_allclose(ppo.value_loss(value, old, target, 0.2, clip=False), 0.5)
+    # clipped value 0.2 -> error 2.8^2 = 7.84 is larger than 1.0
+    np.testing.assert_allclose(ppo.value_loss(value, old, target, 0.2, clip=True), 0.5 * 7.84,
+                               rtol=1e-6)
+
+
+def run_iterations(env_spec, n=2, seed=0, **overrides):
+    exp = build("ppo", env_spec, total_steps=10_000, seed=seed, overrides=overrides)
+    state = exp.init_state()
+    step = jax.jit(exp.step) if exp.vmapped else exp.step
+    metrics = []
+    for _ in range(n):
+        state, m = step(state)
+        metrics.append(jax.device_get(m))
+    return exp, state, metrics
+
+
+@pytest.mark.parametrize("spec", ["CartPole-v1", "gymnasium:CartPole-v1", "Pendulum-v1",
+                                  "gymnasium:Pendulum-v1", "envs_for_tests:Reach"])
+def test_smoke_every_action_space_on_both_backends(spec):
+    exp, state, metrics = run_iterations(spec, num_envs=2, num_steps=32, num_minibatches=2)
+    assert int(np.asarray(state.iteration).reshape(-1)[0]) == 2
+    for m in metrics:
+        for k, v in m.items():
+            assert np.all(np.isfinite(v)), (k, v)
+    obs = np.zeros(exp.env.observation_space.shape, np.float32)
+    action = exp.policy(state)(obs)
+    if exp.env.action_space.kind == "continuous":
+        low, high = exp.env.unwrapped.action_space.low, exp.env.unwrapped.action_space.high
+        assert action.shape == low.shape and np.all(action >= low) and np.all(action <= high)
+    else:
+        assert action.shape == () and 0 <= int(action) < exp.env.action_space.n
+
+
+def test_shared_torso_has_fewer_parameters():
+    from pgzoo.core.networks import count_params
+
+    _, separate, _ = run_iterations("CartPole-v1", n=1)
+    _, shared, m = run_iterations("CartPole-v1", n=1, shared_torso=True)
+    assert count_params(shared.params) < count_params(separate.params)
+    assert np.isfinite(m[0]["policy_loss"]).all()
+
+
+def test_same_seed_gives_identical_metrics():
+    _, s1, m1 = run_iterations("CartPole-v1", n=3, seed=3)
+    _, s2, m2 = run_iterations("CartPole-v1", n=3, seed=3)
+    _, _, m3 = run_iterations("CartPole-v1", n=3, seed=4)
+    for a, b in zip(m1, m2):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+    jax.tree.map(np.testing.assert_array_equal, s1.params, s2.params)
+    assert any(not np.array_equal(a["policy_loss"], c["policy_loss"]) for a, c in zip(m1, m3))
+
+
+def test_learning_rate_anneals_to_zero():
+    exp = build("ppo", "CartPole-v1", total_steps=4 * 512)
+    state = exp.init_state()
+    step = jax.jit(exp.step)
+    lrs = []
+    for _ in range(4):
+        state, m = step(state)
+        lrs.append(float(m["learning_rate"][0]))
+    np.testing.assert_allclose(lrs, [2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4], rtol=1e-5)
+
+
+def test_ppo_learns_cartpole(tmp_path):
+    # Fixed seed and budget: 100k steps of CleanRL's settings take about 5 s here.
+    run = pgzoo.train("ppo", "CartPole-v1", total_steps=100_000, seed=0, run_dir=tmp_path / "r",
+                      progress=False, tensorboard=False, eval_episodes=10)
+    assert run.eval["mean_return"] >= 250
+    first = [r["episode_return"] for r in run.metrics[:20] if r["episode_return"] is not None]
+    assert np.mean(first) < 60  # it started from a random policy
+
+
+def test_ppo_learns_a_continuous_task_through_the_bridge(tmp_path):
+    # Reach: move x to 1 in 20 steps; a random policy scores about -20, a good one above -3.
+    run = pgzoo.train("ppo", "envs_for_tests:Reach", total_steps=20_480, seed=0,
+                      run_dir=tmp_path / "r", progress=False, tensorboard=False,
+                      num_envs=4, num_steps=128, ent_coef=0.0, learning_rate=3e-3)
+    assert run.eval["mean_return"] > -5.0
+
+
+def test_truncated_steps_bootstrap_from_final_observation(monkeypatch):
+    """With a constant reward of 1 and no termination, the value target of a truncated step
+    must include gamma * V(final_obs), not zero."""
+    captured = {}
+    real_gae = ppo.gae
+
+    def spy(rewards, values, dones, last_value, gamma, lam):
+        captured["rewards"] = rewards
+        return real_gae(rewards, values, dones, last_value, gamma, lam)
+
+    monkeypatch.setattr(ppo, "gae", spy)
+    env = envs.make("envs_for_tests:Corridor", num_envs=1)
+    agent = ppo.make(ppo.Config(num_envs=1, num_steps=12, num_minibatches=1), env, 12)
+    state = agent.init(jax.random.PRNGKey(0))
+    # Always move left (action 0) so the episode is truncated at t = 10, never terminated.
+    monkeypatch.setattr(ppo, "distribution", _always_left)
+    state, _ = agent.step(state)
+    rewards = np.asarray(captured["rewards"])[:, 0]
+    assert np.all(rewards[:9] == 1.0) and rewards[9] != 1.0 and np.all(rewards[10:] == 1.0)
+
+
+def _always_left(space, head):
+    import distrax
+
+    return distrax.Categorical(logits=jnp.broadcast_to(jnp.array([10.0, -10.0]),
+                                                       head.shape))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(PgzooError, match="learning_rate must be > 0"):
+        ppo.Config(learning_rate=-1.0)
+    with pytest.raises(PgzooError, match="num_envs must be > 0"):
+        ppo.Config(num_envs=0)
+    with pytest.raises(PgzooError, match="num_minibatches must divide"):
+        ppo.Config(num_minibatches=3)
+    with pytest.raises(PgzooError, match="activation must be one of"):
+        ppo.Config(activation="sigmoid")
