@@ -139,3 +139,12 @@ def test_config_rejects_bad_values():
         ppo.Config(num_minibatches=3)
     with pytest.raises(PgzooError, match="activation must be one of"):
         ppo.Config(activation="sigmoid")
+
+
+def test_smoke_mujoco_halfcheetah_through_the_bridge():
+    pytest.importorskip("mujoco")
+    exp, state, metrics = run_iterations("gymnasium:HalfCheetah-v5", n=1, num_envs=1,
+                                         num_steps=64, num_minibatches=2, normalize_obs=True,
+                                         normalize_reward=True)
+    assert exp.env.observation_space.shape == (17,) and exp.env.action_space.shape == (6,)
+    assert np.isfinite(metrics[0]["policy_loss"])
