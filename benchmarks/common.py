@@ -36,6 +36,14 @@ def final_return(run_dir: Path, seed: int = 0, last_iterations: int = 10) -> flo
     return sum(r["episode_return"] * r["episodes"] for r in tail if r["episodes"]) / episodes
 
 
+def steady_steps_per_second(run_dir: Path) -> float:
+    """Throughput after the first chunk (which includes compilation), from metrics.csv."""
+    rows = [r for r in read_metrics(run_dir) if r["seed"] == 0]
+    first, last = rows[0], rows[-1]
+    seeds = len({r["seed"] for r in read_metrics(run_dir)})
+    return (last["env_steps"] - first["env_steps"]) * seeds / (last["wall_time"] - first["wall_time"])
+
+
 def save_results(name: str, results: dict) -> Path:
     DOCS.mkdir(parents=True, exist_ok=True)
     path = DOCS / f"{name}.json"

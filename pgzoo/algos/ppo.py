@@ -105,7 +105,7 @@ def value_loss(value, old_value, target, clip_coef, clip):
 def make(config: Config, env, total_steps: int) -> Agent:
     space = env.action_space
     model = ActorCritic(policy_head(space), config.hidden_sizes, config.activation,
-                        config.shared_torso)
+                        config.shared_torso, len(env.observation_space.shape))
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
     updates_per_iteration = config.update_epochs * config.num_minibatches

@@ -21,12 +21,15 @@ def dense(features: int, scale: float) -> nn.Dense:
 
 
 class MLP(nn.Module):
+    """Fully connected torso; the trailing ``obs_ndim`` axes of the input are flattened."""
+
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, x):
-        x = x.reshape(x.shape[: x.ndim - 1] + (-1,)) if x.ndim > 1 else x
+        x = x.reshape(x.shape[: x.ndim - self.obs_ndim] + (-1,))
         for size in self.hidden_sizes:
             x = ACTIVATIONS[self.activation](dense(size, np.sqrt(2))(x))
         return x
@@ -69,11 +72,12 @@ class ActorCritic(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     shared_torso: bool = False
+    obs_ndim: int = 1
 
     def setup(self):
-        self.actor_torso = MLP(self.hidden_sizes, self.activation)
+        self.actor_torso = MLP(self.hidden_sizes, self.activation, self.obs_ndim)
         self.critic_torso = (self.actor_torso if self.shared_torso
-                             else MLP(self.hidden_sizes, self.activation))
+                             else MLP(self.hidden_sizes, self.activation, self.obs_ndim))
         self.actor_head = self.policy_head
         self.value_head = ValueHead()
 

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 
 from pgzoo.envs import spaces
 from pgzoo.envs.protocol import Env, TimeStep, initial_timestep
+from pgzoo.errors import PgzooError
 
 
 class GymnaxEnv(Env):
@@ -18,8 +19,15 @@ class GymnaxEnv(Env):
         self.spec = f"gymnax:{name}"
         self.num_envs = num_envs
         self._env, self._params = gymnax.make(name)
-        self.observation_space = spaces.from_gymnax(self._env.observation_space(self._params))
-        self.action_space = spaces.from_gymnax(self._env.action_space(self._params))
+        try:
+            self.observation_space = spaces.from_gymnax(self._env.observation_space(self._params))
+            self.action_space = spaces.from_gymnax(self._env.action_space(self._params))
+        except TypeError as err:
+            raise PgzooError(f"gymnax:{name} has a {err} space; pgzoo supports Box observations "
+                             "and Discrete or Box actions") from None
+        if not isinstance(self.observation_space, spaces.Box):
+            raise PgzooError(f"gymnax:{name} has Discrete observations; pgzoo supports Box "
+                             "observations")
         self.max_episode_steps = int(self._params.max_steps_in_episode)
 
     def _reset_one(self, key):
