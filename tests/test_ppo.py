@@ -108,7 +108,7 @@ def test_truncated_steps_bootstrap_from_final_observation(monkeypatch):
     captured = {}
     real_gae = ppo.gae
 
-    def spy(rewards, values, dones, last_value, gamma, lam):
+    def spy(rewards, values, dones, last_value, gamma, lam):  # noqa: PLR0913
         captured["rewards"] = rewards
         return real_gae(rewards, values, dones, last_value, gamma, lam)
 
@@ -123,11 +123,10 @@ def test_truncated_steps_bootstrap_from_final_observation(monkeypatch):
     assert np.all(rewards[:9] == 1.0) and rewards[9] != 1.0 and np.all(rewards[10:] == 1.0)
 
 
-def _always_left(space, head):
+def _always_left(head):
     import distrax
 
-    return distrax.Categorical(logits=jnp.broadcast_to(jnp.array([10.0, -10.0]),
-                                                       head.shape))
+    return distrax.Categorical(logits=jnp.broadcast_to(jnp.array([10.0, -10.0]), head.shape))
 
 
 def test_config_rejects_bad_values():

@@ -10,6 +10,22 @@ from pgzoo.run import trainer
 from pgzoo.run.experiment import build
 from pgzoo.run.rundir import read_metrics
 
+def read_tensorboard(path):
+    """Parse a TensorBoard event file (TFRecord framing) into its scalar Events."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    data, events, pos = path.read_bytes(), [], 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos:pos + 8])
+        event = Event.FromString(data[pos + 12:pos + 12 + length])
+        pos += 12 + length + 4
+        if event.HasField("summary"):
+            events.append(event)
+    return events
+
+
 SMALL = dict(num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2)
 
 
@@ -19,7 +35,10 @@ def test_run_directory_layout_and_load_evaluate(tmp_path):
     d = run.run_dir
     for name in ("config.json", "metrics.csv", "eval.json", "curve.png", "checkpoints/state.npz"):
         assert (d / name).is_file(), name
-    assert list((d / "tb").glob("events.out.tfevents.*"))
+    events = read_tensorboard(next((d / "tb").glob("events.out.tfevents.*")))
+    assert [e.step for e in events] == [128 * i for i in range(1, 33)]
+    tags = {v.tag for v in events[-1].summary.value}
+    assert {"policy_loss", "value_loss", "entropy", "learning_rate"} <= tags
     cfg = json.loads((d / "config.json").read_text())
     assert cfg["status"] == "finished" and cfg["config"]["num_envs"] == 2
     rows = run.metrics

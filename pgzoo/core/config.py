@@ -14,7 +14,11 @@ from pgzoo.errors import PgzooError, check
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
-def _parse(name: str, default: Any, value: Any) -> Any:
+def _parse(name: str, default: Any, value: Any, optional_float: bool = False) -> Any:
+    if optional_float:  # a float field whose default None means "off"
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
+            return None
+        return _parse(name, 0.0, value)
     kind = type(default)
     if isinstance(value, str) and kind is not str:
         text = value.strip()
@@ -58,14 +62,16 @@ def build(cls: type, overrides: Mapping[str, Any], algo: str) -> Any:
     if unknown:
         raise PgzooError(f"unknown config key {unknown[0]!r} for {algo}; valid keys: "
                          + ", ".join(fields))
-    values = {k: _parse(k, fields[k].default, v) for k, v in overrides.items()}
+    values = {k: _parse(k, fields[k].default, v, fields[k].default is None)
+              for k, v in overrides.items()}
     return cls(**values)
 
 
 def positive(config: Any, *names: str) -> None:
+    """Each named field is > 0 (or None, for optional fields that are off)."""
     for name in names:
         value = getattr(config, name)
-        check(value > 0, f"{name} must be > 0, got {value!r}")
+        check(value is None or value > 0, f"{name} must be > 0, got {value!r}")
 
 
 def non_negative(config: Any, *names: str) -> None:

@@ -45,20 +45,6 @@ class CategoricalHead(nn.Module):
         return dense(self.num_actions, 0.01)(x)
 
 
-class GaussianHead(nn.Module):
-    """Mean of a diagonal Gaussian and a state-independent log standard deviation."""
-
-    action_dim: int
-    init_log_std: float = 0.0
-
-    @nn.compact
-    def __call__(self, x):
-        mean = dense(self.action_dim, 0.01)(x)
-        log_std = self.param("log_std", nn.initializers.constant(self.init_log_std),
-                             (self.action_dim,))
-        return mean, jnp.broadcast_to(log_std, mean.shape)
-
-
 class ValueHead(nn.Module):
     @nn.compact
     def __call__(self, x):

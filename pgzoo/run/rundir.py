@@ -72,25 +72,51 @@ class MetricsLog:
         self._csv.writerows(rows)
         self._writers = []
         if tensorboard:
-            from tensorboardX import SummaryWriter
-
             sub = [""] if num_seeds == 1 else [f"seed{i}" for i in range(num_seeds)]
-            self._writers = [SummaryWriter(str(run_dir / TENSORBOARD / s)) for s in sub]
+            self._writers = [TensorBoardWriter(run_dir / TENSORBOARD / s) for s in sub]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self._csv.writerows(rows)
+        self._file.flush()
         for row in rows:
             if self._writers:
-                writer = self._writers[row["seed"] if len(self._writers) > 1 else 0]
-                for key, value in row.items():
-                    if key not in ("iteration", "seed", "env_steps") and value != "":
-                        writer.add_scalar(key, value, row["env_steps"])
-        self._file.flush()
+                self._writers[row["seed"] if len(self._writers) > 1 else 0].write(row)
+        for w in self._writers:
+            w.flush()
 
     def close(self) -> None:
         self._file.close()
         for w in self._writers:
             w.close()
+
+
+class TensorBoardWriter:
+    """One TensorBoard event per metrics row, all its scalars in one Summary, written in the
+    caller's thread (tensorboardX's SummaryWriter queues every scalar through a multiprocessing
+    queue, which costs more than the training itself for fast runs)."""
+
+    _SKIP = ("iteration", "seed", "env_steps")
+
+    def __init__(self, logdir: Path):
+        from tensorboardX.event_file_writer import EventsWriter
+
+        logdir.mkdir(parents=True, exist_ok=True)
+        self._writer = EventsWriter(str(logdir / "events"))
+
+    def write(self, row: dict[str, Any]) -> None:
+        from tensorboardX.proto.event_pb2 import Event
+        from tensorboardX.proto.summary_pb2 import Summary
+
+        values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in row.items()
+                  if k not in self._SKIP and v != ""]
+        self._writer.write_event(Event(wall_time=time.time(), step=int(row["env_steps"]),
+                                       summary=Summary(value=values)))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -9,8 +9,10 @@ JAX-native environments.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +33,9 @@ MAX_CHUNK_STEPS = 250_000
 
 
 def make_chunk(exp: Experiment, max_iterations: int):
-    metric_shapes = jax.eval_shape(exp.step, exp.template())[1]
-
     def chunk(state, n):
-        buffer = jax.tree.map(lambda s: jnp.zeros((max_iterations,) + s.shape, s.dtype),
-                              metric_shapes)
+        shapes = jax.eval_shape(exp.step, state)[1]
+        buffer = jax.tree.map(lambda s: jnp.zeros((max_iterations,) + s.shape, s.dtype), shapes)
 
         def body(i, carry):
             state, buffer = carry
@@ -44,7 +44,51 @@ def make_chunk(exp: Experiment, max_iterations: int):
 
         return jax.lax.fori_loop(0, n, body, (state, buffer))
 
-    return jax.jit(chunk), sorted(metric_shapes)
+    return jax.jit(chunk), sorted(jax.eval_shape(exp.step, exp.template())[1])
+
+
+def seed_groups(exp: Experiment) -> list[slice]:
+    """Split the seed axis into one equal group per CPU core (at most).
+
+    XLA runs one compiled call on one core for networks this small, and batching more seeds into
+    one vmapped call gains little on a CPU, so the groups run concurrently in threads instead."""
+    if not exp.vmapped or exp.num_seeds == 1:
+        return [slice(None)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    groups = max(d for d in range(1, min(cores or 1, exp.num_seeds) + 1) if exp.num_seeds % d == 0)
+    size = exp.num_seeds // groups
+    return [slice(i * size, (i + 1) * size) for i in range(groups)]
+
+
+class SeedGroups:
+    """Runs a chunk on each seed group concurrently and joins the results along the seed axis."""
+
+    def __init__(self, exp: Experiment, chunk):
+        self.slices = seed_groups(exp)
+        self.chunk = chunk
+        self._pool = ThreadPoolExecutor(len(self.slices)) if len(self.slices) > 1 else None
+
+    def split(self, state) -> list:
+        if self._pool is None:
+            return [state]
+        return [jax.tree.map(lambda x, s=s: x[s], state) for s in self.slices]
+
+    def join(self, states: list):
+        if len(states) == 1:
+            return states[0]
+        return jax.tree.map(lambda *xs: jnp.concatenate(xs), *states)
+
+    def run(self, states: list, n: int):
+        if self._pool is None:
+            state, buffer = self.chunk(states[0], n)
+            return [state], jax.device_get(buffer)
+        results = list(self._pool.map(lambda s: jax.device_get(self.chunk(s, n)), states))
+        buffer = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *[b for _, b in results])
+        return [s for s, _ in results], buffer
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
 
 def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteration: int,
@@ -91,6 +135,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     spi = exp.agent.steps_per_iteration
     max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
     chunk, metric_names = make_chunk(exp, max_chunk)
+    groups = SeedGroups(exp, chunk)
+    states = groups.split(state)
     columns = (["iteration", "seed", "env_steps", "episode_return", "episode_length", "episodes"]
                + [k for k in metric_names if k not in _EPISODE_SUMS] + ["wall_time"])
     log = rundir.MetricsLog(run_dir, columns, exp.num_seeds, tensorboard,
@@ -103,7 +149,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     def save(status: str):
         nonlocal saved_iteration, last_ckpt
         if iteration != saved_iteration:
-            checkpoint.save(ckpt_dir, state, {
+            checkpoint.save(ckpt_dir, groups.join(states), {
                 "iteration": iteration, "env_steps": iteration * spi, "vmapped": exp.vmapped,
                 "wall_time": elapsed_before + time.time() - start})
             saved_iteration, last_ckpt = iteration, time.time()
@@ -114,12 +160,11 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
         while iteration < exp.num_iterations:
             n = min(n, exp.num_iterations - iteration)
             t0 = time.time()
-            new_state, buffer = chunk(state, n)
-            buffer = jax.device_get(buffer)
+            new_states, buffer = groups.run(states, n)
             dt = time.time() - t0
             rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
             log.write(rows)
-            state, iteration = new_state, iteration + n
+            states, iteration = new_states, iteration + n
             bar.update(iteration * spi, n * spi * exp.num_seeds / dt, rows)
             # The first chunk includes compilation; size later chunks from measured speed.
             n = 2 if first else max(1, min(max_chunk, int(chunk_seconds * n / max(dt, 1e-6))))
@@ -137,8 +182,10 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     finally:
         bar.close()
         log.close()
+        groups.close()
 
     save("finished")
+    state = groups.join(states)
     summary: dict[str, Any] = {"iteration": iteration, "env_steps": iteration * spi,
                                "wall_time": elapsed_before + time.time() - start}
     if eval_episodes:
