@@ -174,18 +174,20 @@ def make(config: Config, env, total_steps: int) -> Agent:
         adv = mb.advantage
         if config.norm_adv:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        kl = distribution(mb.head).kl_divergence(dist)
+        stats = {}
         if config.objective == "clip":
             pg_loss = -clipped_surrogate(ratio, adv, config.clip_coef, config.clip_coef_high)
         else:
+            kl = distribution(mb.head).kl_divergence(dist)
             pg_loss = -kl_penalty_surrogate(ratio, adv, kl, kl_beta)
+            stats["kl"] = kl.mean()
         v_loss = value_loss(value, mb.value, mb.target, config.clip_coef, config.clip_vloss)
         entropy = dist.entropy().mean()
         loss = pg_loss - config.ent_coef * entropy + config.vf_coef * v_loss
         high = config.clip_coef if config.clip_coef_high is None else config.clip_coef_high
-        stats = {"policy_loss": pg_loss, "value_loss": v_loss, "entropy": entropy,
-                 "approx_kl": ((ratio - 1.0) - log_ratio).mean(), "kl": kl.mean(),
-                 "clip_fraction": ((ratio < 1.0 - config.clip_coef) | (ratio > 1.0 + high)).mean()}
+        stats.update(policy_loss=pg_loss, value_loss=v_loss, entropy=entropy,
+                     approx_kl=((ratio - 1.0) - log_ratio).mean(),
+                     clip_fraction=((ratio < 1.0 - config.clip_coef) | (ratio > 1.0 + high)).mean())
         return loss, stats
 
     def update_epoch(carry, key):
