@@ -1,13 +1,14 @@
 """One module per algorithm; ``ALGORITHMS`` maps the names ``pgzoo train`` accepts to them."""
 from types import ModuleType
 
-from pgzoo.algos import ppo
+from pgzoo.algos import actor_critic, ppo, reinforce
 from pgzoo.errors import PgzooError
 
-ALGORITHMS: dict[str, ModuleType] = {"ppo": ppo}
+ALGORITHMS: dict[str, ModuleType] = {"reinforce": reinforce, "actor_critic": actor_critic,
+                                     "ppo": ppo}
 
 # Status shown by ``pgzoo list`` and the README for algorithms that are not implemented yet.
-PLANNED = ("reinforce", "actor_critic", "a2c", "vpg", "dpg", "ddpg", "td3", "sac", "d4pg",
+PLANNED = ("a2c", "vpg", "dpg", "ddpg", "td3", "sac", "d4pg",
            "npg", "trpo", "acktr", "ppg")
 
 

@@ -79,3 +79,47 @@ class ActorCritic(nn.Module):
 
 def count_params(params) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+class PolicyNetwork(nn.Module):
+    """pi_theta(.|s): a torso and a policy head, with parameters of its own."""
+
+    head: nn.Module
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        return self.head(MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs))
+
+
+class ValueNetwork(nn.Module):
+    """V_w(s)."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        return ValueHead()(MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs))
+
+
+class QNetwork(nn.Module):
+    """Q_w(s, a): one output per action for discrete actions (``num_actions`` > 0), otherwise the
+    action is concatenated to the observation and the output is a scalar."""
+
+    num_actions: int = 0
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        if self.num_actions:
+            q = dense(self.num_actions, 1.0)(MLP(self.hidden_sizes, self.activation)(x))
+            return jnp.take_along_axis(q, action[..., None].astype(jnp.int32), -1)[..., 0]
+        x = jnp.concatenate([x, action], axis=-1)
+        return ValueHead()(MLP(self.hidden_sizes, self.activation)(x))

@@ -41,3 +41,21 @@ def gae(rewards, values, dones, last_value, gamma: float, lam: float):
     _, advantages = jax.lax.scan(backward, jnp.zeros_like(last_value), (deltas, dones),
                                  reverse=True)
     return advantages, advantages + values
+
+
+def bootstrap_truncated(rewards, truncated, final_values, gamma: float):
+    """r_t + gamma V(s_final) where the episode was cut by a time limit, so that returns computed
+    with ``dones`` = terminated | truncated bootstrap at truncation and stop at termination."""
+    return rewards + gamma * truncated.astype(rewards.dtype) * final_values
+
+
+def complete_mask(dones):
+    """1 where the return from step t is complete within the rollout: an episode end happens at
+    step t or later (time-major). Monte-Carlo methods learn only from these steps."""
+
+    def backward(seen_end, done):
+        seen_end = jnp.logical_or(done, seen_end)
+        return seen_end, seen_end
+
+    _, mask = jax.lax.scan(backward, jnp.zeros(dones.shape[1:], bool), dones, reverse=True)
+    return mask

@@ -1,0 +1,23 @@
+"""Optimisers by name, with optional global-norm gradient clipping."""
+from __future__ import annotations
+
+import optax
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+
+
+def make_optimizer(name: str, learning_rate, max_grad_norm: float | None = None,
+                   eps: float = 1e-5, rmsprop_decay: float = 0.99) -> optax.GradientTransformation:
+    """``adam``; ``rmsprop`` as PyTorch defines it (eps outside the square root, as SB3's A2C
+    uses it); ``sgd`` (plain gradient steps, as Sutton & Barto write the updates)."""
+    if name == "adam":
+        opt = optax.adam(learning_rate, eps=eps)
+    elif name == "rmsprop":
+        opt = optax.rmsprop(learning_rate, decay=rmsprop_decay, eps=eps, eps_in_sqrt=False)
+    elif name == "sgd":
+        opt = optax.sgd(learning_rate)
+    else:
+        raise ValueError(name)
+    if max_grad_norm:
+        return optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
+    return opt
