@@ -28,12 +28,18 @@ def machine() -> str:
     return f"{cpu}, {cores} cores, {platform.system()} {platform.release()}"
 
 
-def final_return(run_dir: Path, seed: int = 0, last_iterations: int = 10) -> float:
-    """Mean return of the episodes that ended in the run's last ``last_iterations`` iterations."""
+def final_return(run_dir: Path, seed: int = 0, min_episodes: int = 10) -> float:
+    """Mean return of the last training episodes: those of the final iterations, taken from the
+    end until at least ``min_episodes`` episodes are covered."""
     rows = [r for r in read_metrics(run_dir) if r["seed"] == seed]
-    tail = rows[-last_iterations:]
-    episodes = sum(r["episodes"] for r in tail)
-    return sum(r["episode_return"] * r["episodes"] for r in tail if r["episodes"]) / episodes
+    total = episodes = 0.0
+    for r in reversed(rows):
+        if r["episodes"]:
+            total += r["episode_return"] * r["episodes"]
+            episodes += r["episodes"]
+        if episodes >= min_episodes:
+            break
+    return total / episodes
 
 
 def steady_steps_per_second(run_dir: Path) -> float:

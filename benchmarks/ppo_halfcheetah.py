@@ -32,7 +32,7 @@ def one_seed(seed: int) -> None:
     res = {"seed": seed, "run_dir": str(run_dir), "env_steps": run.summary["env_steps"],
            "train_seconds": round(run.summary["wall_time"], 1),
            "steps_per_second": round(run.summary["env_steps"] / run.summary["wall_time"]),
-           "final_return": round(final_return(run_dir, 0, last_iterations=5), 1),
+           "final_return": round(final_return(run_dir, 0, min_episodes=5), 1),
            "eval_mean_return": round(run.eval["mean_return"], 1)}
     save_results(f"ppo_halfcheetah_seed{seed}", res)
     print(res, flush=True)

@@ -1,14 +1,14 @@
 """One module per algorithm; ``ALGORITHMS`` maps the names ``pgzoo train`` accepts to them."""
 from types import ModuleType
 
-from pgzoo.algos import actor_critic, ppo, reinforce
+from pgzoo.algos import a2c, actor_critic, ppo, reinforce, vpg
 from pgzoo.errors import PgzooError
 
 ALGORITHMS: dict[str, ModuleType] = {"reinforce": reinforce, "actor_critic": actor_critic,
-                                     "ppo": ppo}
+                                     "a2c": a2c, "vpg": vpg, "ppo": ppo}
 
 # Status shown by ``pgzoo list`` and the README for algorithms that are not implemented yet.
-PLANNED = ("a2c", "vpg", "dpg", "ddpg", "td3", "sac", "d4pg",
+PLANNED = ("dpg", "ddpg", "td3", "sac", "d4pg",
            "npg", "trpo", "acktr", "ppg")
 
 
