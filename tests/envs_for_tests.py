@@ -70,3 +70,51 @@ class Switches(gymnasium.Env):
 
     def step(self, action):
         return np.asarray(action, np.float32), 0.0, False, False, {}
+
+
+class TwoArmedBandit:
+    """A JAX-native bandit on pgzoo's protocol: one-step episodes, constant observation [1],
+    reward ``means[a]`` for action a."""
+
+    jax_native = True
+    spec = "test:TwoArmedBandit"
+    max_episode_steps = 1
+
+    def __init__(self, num_envs, means=(1.0, 0.0)):
+        import jax.numpy as jnp
+
+        from pgzoo.envs import Box, Discrete
+
+        self.num_envs = num_envs
+        self.observation_space = Box(np.zeros(1), np.ones(1))
+        self.action_space = Discrete(2)
+        self.means = jnp.asarray(means, jnp.float32)
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def _timestep(self, reward, done):
+        import jax.numpy as jnp
+
+        from pgzoo.envs import TimeStep
+
+        obs = jnp.ones((self.num_envs, 1), jnp.float32)
+        return TimeStep(obs, reward, done, jnp.zeros(self.num_envs, bool), obs, {})
+
+    def reset(self, key):
+        import jax.numpy as jnp
+
+        n = self.num_envs
+        return jnp.zeros(()), self._timestep(jnp.zeros(n), jnp.zeros(n, bool))
+
+    def step(self, state, action, key):
+        import jax.numpy as jnp
+
+        return state, self._timestep(self.means[action], jnp.ones(self.num_envs, bool))
+
+    def resume(self, state, key):
+        return self.reset(key)
+
+    def normalize_obs(self, state, obs):
+        return obs

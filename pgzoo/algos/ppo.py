@@ -248,7 +248,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
             new_head = model.apply(params, flat.obs, method=model.policy)
             kl = distribution(flat.head).kl_divergence(distribution(new_head)).mean()
             kl_beta = adapt_kl_beta(kl_beta, kl, config.kl_target)
-            metrics["kl_beta"] = kl_beta
+            metrics["kl_after_update"], metrics["kl_beta"] = kl, kl_beta
         metrics["learning_rate"] = jnp.asarray(
             learning_rate(state.iteration * updates_per_iteration), jnp.float32)
         metrics.update(episode_metrics(traj.info))

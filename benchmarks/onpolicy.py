@@ -1,0 +1,118 @@
+"""The on-policy family: REINFORCE, one-step actor-critic, A2C, VPG and the PPO variants.
+
+    python benchmarks/onpolicy.py                 # every experiment below, then the A2C/SB3 timing
+    python benchmarks/onpolicy.py a2c_cartpole    # only the named experiments
+
+Each experiment trains 3 seeds; JAX-native ones train them at once (``seeds=3``), bridged ones one
+after another. Results go to docs/benchmarks/onpolicy.json and plots to docs/benchmarks/.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+
+import pgzoo
+from pgzoo.run.plot import plot_runs
+
+from common import DOCS, OUT, final_return, machine, steady_steps_per_second
+
+PENDULUM = dict(num_envs=4, num_steps=256, num_minibatches=16, update_epochs=10, gamma=0.9,
+                learning_rate=1e-3, ent_coef=0.0, normalize_obs=True)
+
+# name: (algorithm, environment, steps, overrides, target description)
+EXPERIMENTS = {
+    "reinforce_cartpole": ("reinforce", "CartPole-v1", 1_000_000, {}, ">= 475 within 1M"),
+    "reinforce_no_baseline_cartpole": ("reinforce", "CartPole-v1", 1_000_000,
+                                       {"baseline": False}, "reported"),
+    "actor_critic_cartpole": ("actor_critic", "CartPole-v1", 1_000_000, {}, ">= 300 within 1M"),
+    "actor_critic_q_cartpole": ("actor_critic", "CartPole-v1", 1_000_000,
+                                {"critic": "action_value"}, "reported"),
+    "a2c_cartpole": ("a2c", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "a2c_acrobot": ("a2c", "Acrobot-v1", 500_000,
+                    {"num_envs": 16, "normalize_obs": True, "learning_rate": 1e-3},
+                    ">= -100 within 500k"),
+    "vpg_cartpole": ("vpg", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "ppo_kl_cartpole": ("ppo", "CartPole-v1", 500_000, {"objective": "kl_penalty"},
+                        ">= 475 within 500k"),
+    "ppo_kl_acrobot": ("ppo", "Acrobot-v1", 500_000, {"objective": "kl_penalty"},
+                       ">= -90 within 500k"),
+    "ppo_gaussian_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000, PENDULUM, "reported"),
+    "ppo_beta_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000,
+                          dict(PENDULUM, policy_dist="beta"), "reported"),
+}
+
+
+def sets(overrides: dict) -> str:
+    return " ".join(f"--set {k}={v}" for k, v in overrides.items())
+
+
+def run_experiment(name: str) -> dict:
+    algo, env, steps, overrides, target = EXPERIMENTS[name]
+    bridged = env.startswith("gymnasium:")
+    dirs = []
+    t0 = time.time()
+    for seed in range(3) if bridged else [0]:
+        run_dir = OUT / (f"{name}-seed{seed}" if bridged else name)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        pgzoo.train(algo, env, steps, seed, seeds=1 if bridged else 3, run_dir=run_dir,
+                    progress=False, **overrides)
+        dirs.append(run_dir)
+    finals = ([final_return(d, 0, 20) for d in dirs] if bridged
+              else [final_return(dirs[0], s, 20) for s in range(3)])
+    evals = []
+    for d in dirs:
+        evals += [s["mean_return"] for s in json.loads((d / "eval.json").read_text())["per_seed"]]
+    seed_flag = "--seed S (S = 0, 1, 2)" if bridged else "--seeds 3"
+    result = {"command": f"pgzoo train {algo} --env {env} --steps {steps} {seed_flag} "
+                         f"{sets(overrides)}".strip(),
+              "target": target, "final_return": [round(f, 1) for f in finals],
+              "eval_mean_return": [round(e, 1) for e in evals],
+              "seconds": round(time.time() - t0, 1)}
+    plot_runs(dirs, DOCS / f"{name}.png", f"{algo} on {env} ({name})")
+    print(name, result, flush=True)
+    return result
+
+
+def sb3_a2c(steps: int) -> dict:
+    import torch
+    from stable_baselines3 import A2C
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(2)
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=0)
+    model = A2C("MlpPolicy", env, n_steps=5, learning_rate=7e-4, gamma=0.99, gae_lambda=1.0,
+                ent_coef=0.0, vf_coef=0.5, max_grad_norm=0.5, seed=0, device="cpu", verbose=0)
+    t0 = time.time()
+    model.learn(total_timesteps=steps)
+    dt = time.time() - t0
+    return {"env_steps": steps, "seconds": round(dt, 2), "steps_per_second": round(steps / dt)}
+
+
+def a2c_throughput() -> dict:
+    run_dir = OUT / "a2c-throughput"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run = pgzoo.train("a2c", "CartPole-v1", 500_000, 0, run_dir=run_dir, progress=False)
+    ours = run.summary["env_steps"] / run.summary["wall_time"]
+    steady = steady_steps_per_second(run_dir)
+    sb3 = sb3_a2c(100_000)
+    result = {"command": "pgzoo train a2c --env CartPole-v1 --steps 500000 (1 seed)",
+              "pgzoo_steps_per_second": round(ours), "pgzoo_steady_steps_per_second": round(steady),
+              "sb3": sb3, "speedup": round(ours / sb3["steps_per_second"], 1),
+              "steady_speedup": round(steady / sb3["steps_per_second"], 1)}
+    print("a2c throughput", result, flush=True)
+    return result
+
+
+def main(names: list[str]) -> None:
+    path = DOCS / "onpolicy.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["machine"] = machine()
+    for name in names or list(EXPERIMENTS) + ["a2c_throughput"]:
+        results[name] = a2c_throughput() if name == "a2c_throughput" else run_experiment(name)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
