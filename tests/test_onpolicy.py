@@ -163,11 +163,13 @@ def test_reinforce_uses_only_completed_episodes():
 
 # --- learning ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("algo, steps, overrides, threshold", [
-    ("reinforce", 300_000, {}, 150),
-    ("actor_critic", 200_000, {}, 150),
-    ("a2c", 100_000, {}, 150),
-    ("vpg", 100_000, {}, 150),
-    ("ppo", 100_000, {"objective": "kl_penalty"}, 150),
+    # Thresholds sit well above a random policy (about 22) and below what these seeds reach
+    # here (336, 500, 500, 482, 399), to allow for small numerical differences across versions.
+    ("reinforce", 300_000, {}, 250),
+    ("actor_critic", 200_000, {}, 400),
+    ("a2c", 100_000, {}, 400),
+    ("vpg", 100_000, {}, 350),
+    ("ppo", 100_000, {"objective": "kl_penalty"}, 250),
 ])
 def test_learns_cartpole(tmp_path, algo, steps, overrides, threshold):
     run = pgzoo.train(algo, "CartPole-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",
