@@ -1,15 +1,16 @@
 """One module per algorithm; ``ALGORITHMS`` maps the names ``pgzoo train`` accepts to them."""
 from types import ModuleType
 
-from pgzoo.algos import a2c, actor_critic, ppo, reinforce, vpg
+from pgzoo.algos import a2c, actor_critic, npg, ppo, reinforce, trpo, vpg
 from pgzoo.errors import PgzooError
 
 ALGORITHMS: dict[str, ModuleType] = {"reinforce": reinforce, "actor_critic": actor_critic,
-                                     "a2c": a2c, "vpg": vpg, "ppo": ppo}
+                                     "a2c": a2c, "vpg": vpg, "ppo": ppo,
+                                     "npg": npg, "trpo": trpo}
 
 # Status shown by ``pgzoo list`` and the README for algorithms that are not implemented yet.
 PLANNED = ("dpg", "ddpg", "td3", "sac", "d4pg",
-           "npg", "trpo", "acktr", "ppg")
+           "acktr", "ppg")
 
 
 def get(name: str) -> ModuleType:

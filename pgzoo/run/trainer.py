@@ -8,8 +8,11 @@ JAX-native environments.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -109,6 +112,28 @@ def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteratio
     return rows
 
 
+@contextlib.contextmanager
+def stop_on_sigint():
+    """Ctrl-C asks the loop to stop at the end of the running chunk (a second Ctrl-C stops at
+    once). The request is a flag the loop checks, because a KeyboardInterrupt raised while JAX
+    waits for a result can be lost inside it."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def handler(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> None:
     rundir.write_json(run_dir / rundir.CONFIG, {
         "algo": exp.algo, "env": exp.env_spec, "total_steps": exp.total_steps, "seed": exp.seed,
@@ -157,22 +182,25 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
 
     try:
         first = True
-        while iteration < exp.num_iterations:
-            n = min(n, exp.num_iterations - iteration)
-            t0 = time.time()
-            new_states, buffer = groups.run(states, n)
-            dt = time.time() - t0
-            rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
-            log.write(rows)
-            states, iteration = new_states, iteration + n
-            bar.update(iteration * spi, n * spi * exp.num_seeds / dt, rows)
-            # The first chunk includes compilation; size later chunks from measured speed.
-            n = 2 if first else max(1, min(max_chunk, int(chunk_seconds * n / max(dt, 1e-6))))
-            first = False
-            if time.time() - last_ckpt >= checkpoint_interval:
-                save("running")
-            if on_chunk is not None:
-                on_chunk({"iteration": iteration, "env_steps": iteration * spi})
+        with stop_on_sigint() as stop_requested:
+            while iteration < exp.num_iterations:
+                n = min(n, exp.num_iterations - iteration)
+                t0 = time.time()
+                new_states, buffer = groups.run(states, n)
+                dt = time.time() - t0
+                rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
+                log.write(rows)
+                states, iteration = new_states, iteration + n
+                bar.update(iteration * spi, n * spi * exp.num_seeds / dt, rows)
+                # The first chunk includes compilation; later chunks are sized by measured speed.
+                n = 2 if first else max(1, min(max_chunk, int(chunk_seconds * n / max(dt, 1e-6))))
+                first = False
+                if time.time() - last_ckpt >= checkpoint_interval:
+                    save("running")
+                if on_chunk is not None:
+                    on_chunk({"iteration": iteration, "env_steps": iteration * spi})
+                if stop_requested.is_set():
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         save("interrupted")
         raise
