@@ -1,16 +1,16 @@
 """One module per algorithm; ``ALGORITHMS`` maps the names ``pgzoo train`` accepts to them."""
 from types import ModuleType
 
-from pgzoo.algos import a2c, actor_critic, npg, ppo, reinforce, trpo, vpg
+from pgzoo.algos import a2c, actor_critic, npg, ppg, ppo, reinforce, trpo, vpg
 from pgzoo.errors import PgzooError
 
 ALGORITHMS: dict[str, ModuleType] = {"reinforce": reinforce, "actor_critic": actor_critic,
                                      "a2c": a2c, "vpg": vpg, "ppo": ppo,
-                                     "npg": npg, "trpo": trpo}
+                                     "npg": npg, "trpo": trpo, "ppg": ppg}
 
 # Status shown by ``pgzoo list`` and the README for algorithms that are not implemented yet.
 PLANNED = ("dpg", "ddpg", "td3", "sac", "d4pg",
-           "acktr", "ppg")
+           "acktr")
 
 
 def get(name: str) -> ModuleType:
