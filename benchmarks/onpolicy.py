@@ -105,8 +105,11 @@ def a2c_throughput() -> dict:
     return result
 
 
+RESULTS_FILE = "onpolicy.json"
+
+
 def main(names: list[str]) -> None:
-    path = DOCS / "onpolicy.json"
+    path = DOCS / RESULTS_FILE
     results = json.loads(path.read_text()) if path.exists() else {}
     results["machine"] = machine()
     for name in names or list(EXPERIMENTS) + ["a2c_throughput"]:

@@ -1,0 +1,39 @@
+"""Trust-region and natural-gradient methods: TRPO, NPG, PPG (and PPO beside PPG).
+
+    python benchmarks/trust_region.py                      # the JAX-native experiments
+    python benchmarks/trust_region.py trpo_halfcheetah     # 3 seeds x 1M MuJoCo steps (slow)
+
+Results go to docs/benchmarks/trust_region.json and plots to docs/benchmarks/.
+"""
+from __future__ import annotations
+
+import sys
+
+import onpolicy
+from onpolicy import EXPERIMENTS, main
+
+# PPG on these small tasks: more epochs per iteration and shorter phases than the paper's
+# Procgen settings (e_pi = e_v = 1, n_pi = 32), which learn CartPole slowly (see docs).
+PPG_SMALL = {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}
+HALFCHEETAH = {"num_envs": 2, "num_steps": 1024, "normalize_obs": True, "normalize_reward": True,
+               "value_epochs": 20}
+
+EXPERIMENTS.clear()
+EXPERIMENTS.update({
+    "trpo_cartpole": ("trpo", "CartPole-v1", 200_000, {}, ">= 475 within 200k"),
+    "trpo_acrobot": ("trpo", "Acrobot-v1", 200_000, {}, ">= -100 within 200k"),
+    "npg_cartpole": ("npg", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "ppg_cartpole": ("ppg", "CartPole-v1", 500_000, PPG_SMALL, ">= 475 within 500k"),
+    "ppg_cartpole_250k": ("ppg", "CartPole-v1", 250_000, PPG_SMALL, "reported beside PPO"),
+    "ppo_cartpole_250k": ("ppo", "CartPole-v1", 250_000, {}, "reported beside PPG"),
+    "ppg_acrobot_250k": ("ppg", "Acrobot-v1", 250_000, PPG_SMALL, "reported beside PPO"),
+    "ppo_acrobot_250k": ("ppo", "Acrobot-v1", 250_000, {}, "reported beside PPG"),
+    "ppg_paper_settings_cartpole_250k": ("ppg", "CartPole-v1", 250_000, {}, "reported"),
+    "trpo_halfcheetah": ("trpo", "gymnasium:HalfCheetah-v5", 1_000_000, HALFCHEETAH,
+                         ">= 1500 at 1M"),
+})
+onpolicy.RESULTS_FILE = "trust_region.json"
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or [n for n in EXPERIMENTS if n != "trpo_halfcheetah"]
+    main(names)
