@@ -24,7 +24,8 @@ import optax
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, ActorCritic
 from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
@@ -91,8 +92,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, tx.init(params), env_state, ts.obs, state_key, jnp.int32(0))
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(model.apply(params, obs, method=model.policy))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = model.apply(params, obs, method=model.policy)
+        return select_action(distribution(head), key, deterministic)
 
     def step(state: State):
         key, rollout_key = jax.random.split(state.key)

@@ -31,7 +31,8 @@ import optax
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, QNetwork, ValueNetwork
 from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.rollout import episode_metrics
@@ -99,8 +100,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
                                    config.max_grad_norm)}
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(pi.apply(params["policy"], obs))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = pi.apply(params["policy"], obs)
+        return select_action(distribution(head), key, deterministic)
 
     def init(key):
         pi_key, critic_key, env_key, state_key, act_key = jax.random.split(key, 5)

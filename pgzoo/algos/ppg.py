@@ -33,7 +33,8 @@ import optax
 from pgzoo.algos.base import Agent
 from pgzoo.algos.ppo import clipped_surrogate
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, MLP, ValueHead, ValueNetwork
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -129,8 +130,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
                      state_key)
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(pi.apply(params["policy"], obs)[0])
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = pi.apply(params["policy"], obs)[0]
+        return select_action(distribution(head), key, deterministic)
 
     def sgd(name, loss_fn, params, opt_state, data, key, epochs, num_minibatches):
         """``epochs`` passes of minibatch Adam steps on ``loss_fn(params, minibatch)``."""

@@ -40,7 +40,8 @@ import optax
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, ActorCritic
 from pgzoo.core.returns import gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -162,8 +163,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
                      jnp.float32(config.kl_beta))
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(model.apply(params, obs, method=model.policy))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = model.apply(params, obs, method=model.policy)
+        return select_action(distribution(head), key, deterministic)
 
     def loss_fn(params, mb: Batch, kl_beta):
         head, value = model.apply(params, mb.obs)

@@ -32,7 +32,8 @@ import optax
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, ValueNetwork
 from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.returns import bootstrap_truncated, complete_mask, discounted_returns
@@ -98,8 +99,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, opt_state, env_state, ts.obs, state_key)
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(pi.apply(params["policy"], obs))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = pi.apply(params["policy"], obs)
+        return select_action(distribution(head), key, deterministic)
 
     def step(state: State):
         key, rollout_key = jax.random.split(state.key)

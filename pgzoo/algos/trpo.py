@@ -30,7 +30,8 @@ from jax.flatten_util import ravel_pytree
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, ValueNetwork
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -97,8 +98,8 @@ def make(config: Config, env, total_steps: int, line_search: bool = True) -> Age
         return State(params, tx.init(params["value"]), env_state, ts.obs, state_key)
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(pi.apply(params["policy"], obs))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = pi.apply(params["policy"], obs)
+        return select_action(distribution(head), key, deterministic)
 
     def policy_step(theta, obs, actions, old_log_prob, old_head, advantage):
         flat, unravel = ravel_pytree(theta)

@@ -21,7 +21,8 @@ import optax
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import config as cfg
-from pgzoo.core.distributions import FAMILIES, distribution, policy_head
+from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
+                                      select_action)
 from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, ValueNetwork
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -77,8 +78,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
                      state_key)
 
     def policy(params, obs, key, deterministic=False):
-        dist = distribution(pi.apply(params["policy"], obs))
-        return dist.mode() if deterministic else dist.sample(seed=key)
+        head = pi.apply(params["policy"], obs)
+        return select_action(distribution(head), key, deterministic)
 
     def step(state: State):
         key, rollout_key = jax.random.split(state.key)
@@ -89,11 +90,10 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
         env_state, obs, traj = rollout(env, state.env_state, state.obs, rollout_key, act,
                                        config.num_steps)
-        value = lambda phi, x: vf.apply(phi, x)  # noqa: E731
-        values = value(params["value"], traj.obs)
+        values = vf.apply(params["value"], traj.obs)
         rewards = bootstrap_truncated(traj.reward, traj.truncated,
-                                      value(params["value"], traj.final_obs), config.gamma)
-        last_value = value(params["value"], obs)
+                                      vf.apply(params["value"], traj.final_obs), config.gamma)
+        last_value = vf.apply(params["value"], obs)
         advantage, _ = gae(rewards, values, traj.done, last_value, config.gamma, config.gae_lambda)
         rewards_to_go = discounted_returns(rewards, traj.done, last_value, config.gamma)
         if config.normalize_advantage:
@@ -108,7 +108,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         theta = optax.apply_updates(params["policy"], updates)
 
         def vf_loss(phi):
-            return jnp.mean((value(phi, traj.obs) - rewards_to_go) ** 2)
+            return jnp.mean((vf.apply(phi, traj.obs) - rewards_to_go) ** 2)
 
         def fit(carry, _):
             phi, opt = carry

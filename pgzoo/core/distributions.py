@@ -99,6 +99,11 @@ def policy_head(space: Space, family: str = "gaussian") -> nn.Module:
                      "Discrete and one-dimensional Box actions")
 
 
+def select_action(dist, key, deterministic: bool):
+    """The distribution's mode for evaluation, a sample for acting."""
+    return dist.mode() if deterministic else dist.sample(seed=key)
+
+
 def distribution(head_output):
     if isinstance(head_output, GaussianParams):
         return distrax.MultivariateNormalDiag(head_output.mean, jnp.exp(head_output.log_std))
