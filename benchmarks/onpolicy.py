@@ -110,10 +110,11 @@ RESULTS_FILE = "onpolicy.json"
 
 def main(names: list[str]) -> None:
     path = DOCS / RESULTS_FILE
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["machine"] = machine()
     for name in names or list(EXPERIMENTS) + ["a2c_throughput"]:
-        results[name] = a2c_throughput() if name == "a2c_throughput" else run_experiment(name)
+        result = a2c_throughput() if name == "a2c_throughput" else run_experiment(name)
+        # Re-read before writing, so that runs of other experiments in parallel are kept.
+        results = json.loads(path.read_text()) if path.exists() else {}
+        results.update({"machine": machine(), name: result})
         path.write_text(json.dumps(results, indent=2) + "\n")
 
 
