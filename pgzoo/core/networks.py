@@ -123,3 +123,17 @@ class QNetwork(nn.Module):
             return jnp.take_along_axis(q, action[..., None].astype(jnp.int32), -1)[..., 0]
         x = jnp.concatenate([x, action], axis=-1)
         return ValueHead()(MLP(self.hidden_sizes, self.activation)(x))
+
+
+class DeterministicActor(nn.Module):
+    """mu_theta(s) in [-1, 1]^d (tanh output), for deterministic-policy methods."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (400, 300)
+    activation: str = "relu"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        return jnp.tanh(dense(self.action_dim, 0.01)(x))

@@ -21,3 +21,10 @@ def make_optimizer(name: str, learning_rate, max_grad_norm: float | None = None,
     if max_grad_norm:
         return optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
     return opt
+
+
+def soft_update(target, online, tau: float):
+    """Polyak averaging of target-network parameters: theta' <- tau theta + (1 - tau) theta'."""
+    import jax
+
+    return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)

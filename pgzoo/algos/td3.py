@@ -1,0 +1,201 @@
+r"""TD3: twin delayed deep deterministic policy gradient (Fujimoto et al. 2018).
+
+A deterministic actor \mu_\theta and two critics Q_{w_1}, Q_{w_2}, each with a target copy, learn
+off-policy from a replay buffer filled by \mu_\theta(s) + N(0, \sigma) (uniform random actions
+during the first ``learning_starts`` steps). Every update samples a minibatch and:
+
+    target policy smoothing   \tilde{a} = clip(\mu_{\theta'}(s') + clip(N(0, \tilde\sigma), -c, c), -1, 1)
+    clipped double-Q target   y = r + \gamma (1 - terminated) \min_{i=1,2} Q_{w_i'}(s', \tilde{a})
+                                                                             -> ``td3_target``
+    critics                   w_i <- argmin E[(Q_{w_i}(s, a) - y)^2]
+    every d updates (delayed):
+      actor (deterministic policy gradient)  \nabla_\theta E[Q_{w_1}(s, \mu_\theta(s))]
+      targets                 \theta' <- \tau \theta + (1 - \tau) \theta',  w_i' <- \tau w_i + (1 - \tau) w_i'
+                                                                             -> ``soft_update``
+
+At a time-limit truncation s' is the true final observation and the target bootstraps. One State
+step is a block of ``block_size`` environment steps, each followed by ``gradient_steps`` updates.
+Actions live in [-1, 1]^d and are rescaled to the environment's box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from pgzoo.algos.base import Agent
+from pgzoo.core import config as cfg
+from pgzoo.core import replay
+from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
+from pgzoo.core.optim import soft_update
+from pgzoo.core.rollout import episode_metrics
+
+ACTION_SPACES = ("continuous",)
+DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
+
+
+@dataclass(frozen=True)
+class Config:
+    num_envs: int = 1  # SB3 TD3
+    buffer_size: int = 1_000_000  # SB3 TD3
+    batch_size: int = 256  # SB3 TD3
+    learning_starts: int = 100  # SB3 TD3 (random actions before this many steps)
+    learning_rate: float = 1e-3  # SB3 TD3
+    gamma: float = 0.99  # SB3 TD3
+    tau: float = 0.005  # SB3 TD3
+    policy_delay: int = 2  # d, Fujimoto et al. 2018
+    exploration_noise: float = 0.1  # sigma, Fujimoto et al. 2018
+    target_policy_noise: float = 0.2  # sigma~, Fujimoto et al. 2018
+    target_noise_clip: float = 0.5  # c, Fujimoto et al. 2018
+    gradient_steps: int = 1  # updates per environment step (update-to-data ratio), SB3 TD3
+    block_size: int = 50  # environment steps per State step (only sets the iteration length)
+    hidden_sizes: tuple[int, ...] = (400, 300)  # SB3 TD3 / Fujimoto et al. 2018
+    activation: str = "relu"  # Fujimoto et al. 2018
+    normalize_obs: bool = False
+
+    def __post_init__(self):
+        cfg.positive(self, "num_envs", "buffer_size", "batch_size", "learning_rate",
+                     "policy_delay", "gradient_steps", "block_size")
+        cfg.non_negative(self, "learning_starts", "exploration_noise", "target_policy_noise",
+                         "target_noise_clip")
+        cfg.unit_interval(self, "gamma", "tau")
+        cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+
+
+class State(NamedTuple):
+    params: Any  # {"actor", "critic1", "critic2"}
+    target_params: Any
+    opt_state: Any
+    buffer: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array  # per environment
+    updates: jax.Array
+
+
+def td3_target(reward, terminated, next_q1, next_q2, gamma):
+    """y = r + gamma (1 - terminated) min(Q1', Q2')."""
+    return reward + gamma * (1.0 - terminated) * jnp.minimum(next_q1, next_q2)
+
+
+def make(config: Config, env, total_steps: int) -> Agent:
+    obs_ndim = len(env.observation_space.shape)
+    action_dim = env.action_space.shape[0]
+    actor = DeterministicActor(action_dim, config.hidden_sizes, config.activation, obs_ndim)
+    critic = QNetwork(0, config.hidden_sizes, config.activation, obs_ndim)
+    tx = optax.adam(config.learning_rate)
+    buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs)
+
+    def init(key):
+        keys = jax.random.split(key, 5)
+        env_state, ts = env.reset(keys[0])
+        action = jnp.zeros((config.num_envs, action_dim))
+        params = {"actor": actor.init(keys[1], ts.obs),
+                  "critic1": critic.init(keys[2], ts.obs, action),
+                  "critic2": critic.init(keys[3], ts.obs, action)}
+        example = replay.Transition(ts.obs[0], action[0], jnp.float32(0.0), ts.obs[0],
+                                    jnp.bool_(False), jnp.bool_(False))
+        return State(params, params, {k: tx.init(v) for k, v in params.items()},
+                     buffer.init(example), env_state, ts.obs, keys[4], jnp.int32(0),
+                     jnp.int32(0))
+
+    def policy(params, obs, key, deterministic=False):
+        action = actor.apply(params["actor"], obs)
+        if deterministic:
+            return action
+        noise = config.exploration_noise * jax.random.normal(key, action.shape)
+        return jnp.clip(action + noise, -1.0, 1.0)
+
+    def update(params, target_params, opt_state, updates, batch, key):
+        obs, action, reward, next_obs, terminated = batch
+        noise = jnp.clip(config.target_policy_noise * jax.random.normal(key, action.shape),
+                         -config.target_noise_clip, config.target_noise_clip)
+        next_action = jnp.clip(actor.apply(target_params["actor"], next_obs) + noise, -1.0, 1.0)
+        y = td3_target(reward, terminated.astype(jnp.float32),
+                       critic.apply(target_params["critic1"], next_obs, next_action),
+                       critic.apply(target_params["critic2"], next_obs, next_action),
+                       config.gamma)
+
+        def critic_loss(w):
+            return jnp.mean((critic.apply(w, obs, action) - y) ** 2)
+
+        new_params, new_opt, stats = dict(params), dict(opt_state), {}
+        for name in ("critic1", "critic2"):
+            loss, grads = jax.value_and_grad(critic_loss)(params[name])
+            upd, new_opt[name] = tx.update(grads, opt_state[name], params[name])
+            new_params[name] = optax.apply_updates(params[name], upd)
+            stats[f"{name}_loss"] = loss
+
+        def actor_loss(theta):
+            return -jnp.mean(critic.apply(new_params["critic1"], obs, actor.apply(theta, obs)))
+
+        def delayed(args):
+            new_params, new_opt, target_params = args
+            loss, grads = jax.value_and_grad(actor_loss)(new_params["actor"])
+            upd, opt = tx.update(grads, new_opt["actor"], new_params["actor"])
+            new_params = dict(new_params, actor=optax.apply_updates(new_params["actor"], upd))
+            return (new_params, dict(new_opt, actor=opt),
+                    soft_update(target_params, new_params, config.tau), loss)
+
+        def skip(args):
+            return (*args, jnp.float32(jnp.nan))
+
+        new_params, new_opt, target_params, a_loss = jax.lax.cond(
+            (updates + 1) % config.policy_delay == 0, delayed, skip,
+            (new_params, new_opt, target_params))
+        stats.update(actor_loss=a_loss, q_mean=jnp.mean(y))
+        return new_params, target_params, new_opt, stats
+
+    def env_step(state: State, key):
+        act_key, random_key, env_key, sample_key, update_key = jax.random.split(key, 5)
+        random_action = jax.random.uniform(random_key, (config.num_envs, action_dim),
+                                           minval=-1.0, maxval=1.0)
+        action = jnp.where(state.env_steps * config.num_envs < config.learning_starts,
+                           random_action, policy(state.params, state.obs, act_key))
+        env_state, ts = env.step(state.env_state, action, env_key)
+        buf = replay.add(buffer, state.buffer, replay.Transition(
+            state.obs, action, ts.reward, ts.final_obs, ts.terminated, ts.done))
+        state = state._replace(buffer=buf, env_state=env_state, obs=ts.obs,
+                               env_steps=state.env_steps + 1)
+        can_learn = (state.env_steps * config.num_envs >= config.learning_starts) & \
+            buffer.can_sample(buf)
+
+        def learn(state):
+            def one(carry, k):
+                params, target_params, opt_state, updates = carry
+                s_key, u_key = jax.random.split(k)
+                seq = buffer.sample(state.buffer, s_key).experience
+                b = jax.tree.map(lambda x: x[:, 0], seq)
+                params, target_params, opt_state, stats = update(
+                    params, target_params, opt_state, updates,
+                    (b.obs, b.action, b.reward, b.next_obs, b.terminated), u_key)
+                return (params, target_params, opt_state, updates + 1), stats
+
+            carry = (state.params, state.target_params, state.opt_state, state.updates)
+            (params, target_params, opt_state, updates), stats = jax.lax.scan(
+                one, carry, jax.random.split(update_key, config.gradient_steps))
+            state = state._replace(params=params, target_params=target_params,
+                                   opt_state=opt_state, updates=updates)
+            return state, jax.tree.map(jnp.nanmean, stats)
+
+        def wait(state):
+            nan = jnp.float32(jnp.nan)
+            return state, {"critic1_loss": nan, "critic2_loss": nan, "actor_loss": nan,
+                           "q_mean": nan}
+
+        del sample_key
+        state, stats = jax.lax.cond(can_learn, learn, wait, state)
+        return state, {**stats, **episode_metrics(ts.info)}
+
+    def step(state: State):
+        key, block_key = jax.random.split(state.key)
+        state, m = jax.lax.scan(env_step, state._replace(key=key),
+                                jax.random.split(block_key, config.block_size))
+        sums = ("episodes", "episode_return_sum", "episode_length_sum")
+        return state, {k: (v.sum() if k in sums else jnp.nanmean(v)) for k, v in m.items()}
+
+    return Agent(init, step, policy, config.block_size * config.num_envs)
