@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an algorithm on an environment")
     t.add_argument("algo", nargs="?", help="algorithm name (see `pgzoo list`)")
-    t.add_argument("--env", default=None, help="environment spec (default CartPole-v1)")
+    t.add_argument("--env", default=None,
+                   help="environment spec (default CartPole-v1; Pendulum-v1 for continuous-only "
+                        "algorithms)")
     t.add_argument("--steps", type=int, default=None, help="total environment steps per seed")
     t.add_argument("--seed", type=int, default=0, help="base seed (seed i uses seed + i)")
     t.add_argument("--seeds", type=int, default=1, help="train K seeds at once (JAX-native envs)")
@@ -81,7 +83,10 @@ def _train(args) -> int:
     else:
         if not args.algo:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
-        run = pgzoo.train(args.algo, args.env or "CartPole-v1", args.steps, args.seed,
+        from pgzoo import algos
+
+        default_env = getattr(algos.get(args.algo), "DEFAULT_ENV", "CartPole-v1")
+        run = pgzoo.train(args.algo, args.env or default_env, args.steps, args.seed,
                           seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
                           **_overrides(args.set))

@@ -5,6 +5,8 @@ A module in ``pgzoo/algos`` defines:
 - ``Config``: a frozen dataclass, each default naming its source;
 - ``ACTION_SPACES``: the action-space kinds it supports ("discrete", "continuous");
 - ``DEFAULT_TOTAL_STEPS``: the budget of ``pgzoo train`` when none is given;
+- optionally ``DEFAULT_ENV``: the environment of ``pgzoo train`` when none is given
+  (CartPole-v1 otherwise);
 - ``make(config, env, total_steps) -> Agent``.
 
 Its State is one pytree with at least ``params``, ``env_state`` and ``obs`` fields: the run layer

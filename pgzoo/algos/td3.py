@@ -35,6 +35,7 @@ from pgzoo.core.rollout import episode_metrics
 
 ACTION_SPACES = ("continuous",)
 DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
+DEFAULT_ENV = "Pendulum-v1"  # `pgzoo train td3` without --env
 
 
 @dataclass(frozen=True)
