@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from pgzoo.envs import spaces
-from pgzoo.envs.protocol import Env, TimeStep
+from pgzoo.envs.protocol import Env
 
 
 class Wrapper(Env):

@@ -29,10 +29,6 @@ class Progress:
             self._bar.update(self._task, completed=steps, ret=ret,
                              sps=f"{sps:,.0f}" if sps else "-")
 
-    @property
-    def recent_return(self) -> float | None:
-        return sum(self._recent) / len(self._recent) if self._recent else None
-
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
