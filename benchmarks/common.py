@@ -42,6 +42,22 @@ def final_return(run_dir: Path, seed: int = 0, min_episodes: int = 10) -> float:
     return total / episodes
 
 
+def steps_to_threshold(run_dir: Path, seed: int, threshold: float, window: int = 20):
+    """Environment steps at which the mean return of the last ``window`` episodes (iteration
+    means, weighted by their episode counts) first reaches ``threshold``; None if never."""
+    recent: list[tuple[float, float]] = []
+    for r in read_metrics(run_dir):
+        if r["seed"] != seed or not r["episodes"]:
+            continue
+        recent.append((r["episode_return"], r["episodes"]))
+        while sum(n for _, n in recent[1:]) >= window:
+            recent.pop(0)
+        episodes = sum(n for _, n in recent)
+        if episodes >= window and sum(g * n for g, n in recent) / episodes >= threshold:
+            return int(r["env_steps"])
+    return None
+
+
 def steady_steps_per_second(run_dir: Path) -> float:
     """Throughput after the first chunk (which includes compilation), from metrics.csv."""
     rows = [r for r in read_metrics(run_dir) if r["seed"] == 0]

@@ -1,4 +1,4 @@
-"""Trust-region and natural-gradient methods: TRPO, NPG, PPG (and PPO beside PPG).
+"""Trust-region and natural-gradient methods: TRPO, NPG, ACKTR, PPG (A2C beside ACKTR, PPO beside PPG).
 
     python benchmarks/trust_region.py                      # the JAX-native experiments
     python benchmarks/trust_region.py trpo_halfcheetah     # 3 seeds x 1M MuJoCo steps (slow)
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 import onpolicy
+from common import OUT, steps_to_threshold
 from onpolicy import EXPERIMENTS, main
 
 # PPG on these small tasks: more epochs per iteration and shorter phases than the paper's
@@ -23,6 +24,8 @@ EXPERIMENTS.update({
     "trpo_cartpole": ("trpo", "CartPole-v1", 200_000, {}, ">= 475 within 200k"),
     "trpo_acrobot": ("trpo", "Acrobot-v1", 200_000, {}, ">= -100 within 200k"),
     "npg_cartpole": ("npg", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "acktr_cartpole": ("acktr", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "a2c_cartpole_500k": ("a2c", "CartPole-v1", 500_000, {}, "reported beside ACKTR"),
     "ppg_cartpole": ("ppg", "CartPole-v1", 500_000, PPG_SMALL, ">= 475 within 500k"),
     "ppg_cartpole_250k": ("ppg", "CartPole-v1", 250_000, PPG_SMALL, "reported beside PPO"),
     "ppo_cartpole_250k": ("ppo", "CartPole-v1", 250_000, {}, "reported beside PPG"),
@@ -34,6 +37,17 @@ EXPERIMENTS.update({
 })
 onpolicy.RESULTS_FILE = "trust_region.json"
 
+
+
+def sample_efficiency(names=("acktr_cartpole", "a2c_cartpole_500k"), threshold=475.0) -> None:
+    """Steps each seed needed before its last 20 episodes averaged >= threshold."""
+    for name in names:
+        steps = [steps_to_threshold(OUT / name, seed, threshold) for seed in range(3)]
+        print(f"{name}: steps to a 20-episode mean >= {threshold}: {steps}")
+
+
 if __name__ == "__main__":
     names = sys.argv[1:] or [n for n in EXPERIMENTS if n != "trpo_halfcheetah"]
     main(names)
+    if {"acktr_cartpole", "a2c_cartpole_500k"} <= set(names):
+        sample_efficiency()

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 import pgzoo
-from pgzoo.algos import ppg, trpo
+from pgzoo.algos import acktr, ppg, trpo
+from pgzoo.core.distributions import policy_head
+from pgzoo.core.networks import ActorCritic
+from pgzoo.envs.spaces import Discrete
 from pgzoo.core.trust_region import (backtracking_line_search, conjugate_gradient,
                                      fisher_vector_product)
 from pgzoo.errors import PgzooError
@@ -62,12 +65,13 @@ def test_line_search_rejects_a_step_that_breaks_the_kl_constraint():
     assert not bool(ok) and float(params[0]) == 0.0
 
 
-@pytest.mark.parametrize("algo", ["trpo", "npg", "ppg"])
+@pytest.mark.parametrize("algo", ["trpo", "npg", "acktr", "ppg"])
 @pytest.mark.parametrize("spec", ["CartPole-v1", "gymnasium:CartPole-v1", "Pendulum-v1",
                                   "gymnasium:Pendulum-v1"])
 def test_smoke_both_backends_and_action_kinds(algo, spec):
     small = {"trpo": dict(num_envs=2, num_steps=64, value_minibatch_size=64, cg_iters=3),
              "npg": dict(num_envs=2, num_steps=64, value_minibatch_size=64, cg_iters=3),
+             "acktr": dict(num_envs=2, num_steps=8),
              "ppg": dict(num_envs=2, num_steps=32, n_pi=2, e_aux=1, aux_num_minibatches=2,
                          num_minibatches=2)}[algo]
     exp = build(algo, spec, total_steps=10_000, overrides=small)
@@ -96,6 +100,48 @@ def test_npg_step_has_the_natural_gradient_size():
     assert 0.0003 < float(m["kl"][0]) < 0.003
 
 
+def _acktr_step(max_kl: float, learning_rate: float = 0.25):
+    """One ACKTR (K-FAC, trust-region) step on a toy problem: 3-action policy on fixed states,
+    advantages that favour action 0, value targets 1. Returns (loss before, loss after, |dtheta|)."""
+    config = acktr.Config(max_kl=max_kl, momentum=0.0, hidden_sizes=(16,))
+    model = ActorCritic(policy_head(Discrete(3)), config.hidden_sizes, config.activation)
+    key = jax.random.PRNGKey(0)
+    obs = jax.random.normal(key, (64, 4))
+    action = jnp.arange(64) % 3
+    batch = (obs, action, jnp.where(action == 0, 1.0, -0.5), jnp.ones(64))
+    loss_fn = acktr.a2c_loss(model, config)
+    optimizer = acktr.kfac_optimizer(loss_fn, config)
+    params = model.init(key, obs)
+    state = optimizer.init(params, key, batch)
+    new_params, _, _ = jax.jit(lambda p, s: optimizer.step(
+        p, s, key, batch=batch, learning_rate=jnp.asarray(learning_rate),
+        momentum=jnp.asarray(0.0), damping=jnp.asarray(config.damping), global_step_int=1))(
+        params, state)
+    change = jnp.sqrt(sum(jnp.sum((a - b) ** 2) for a, b in
+                          zip(jax.tree.leaves(new_params), jax.tree.leaves(params))))
+    return float(loss_fn(params, batch)[0]), float(loss_fn(new_params, batch)[0]), float(change)
+
+
+def test_one_acktr_step_lowers_the_loss_on_a_toy_problem():
+    before, after, _ = _acktr_step(max_kl=0.001)
+    assert after < before - 1e-3, (before, after)
+
+
+def test_acktr_trust_region_bounds_the_step():
+    # The step is eta = min(eta_max, sqrt(2 delta / Delta^T F Delta)) Delta: with delta 100x
+    # smaller the step shrinks 10x (both steps are limited by the trust region, not eta_max).
+    _, _, small = _acktr_step(max_kl=1e-6)
+    _, _, large = _acktr_step(max_kl=1e-4)
+    assert 0.0 < small < large
+    assert large / small == pytest.approx(10.0, rel=0.05)
+
+
+def test_acktr_seeds_are_not_vmapped_together():
+    from pgzoo.run.trainer import seed_groups
+    exp = build("acktr", "CartPole-v1", total_steps=10_000, num_seeds=3)
+    assert seed_groups(exp) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+
+
 def test_ppg_alternates_phases_as_configured():
     """One State step is one phase: n_pi policy iterations, then the auxiliary phase. The
     auxiliary value head gets gradients only in the auxiliary phase."""
@@ -119,6 +165,7 @@ def test_ppg_alternates_phases_as_configured():
 @pytest.mark.parametrize("algo, steps, overrides, threshold", [
     ("trpo", 60_000, {}, 300),
     ("npg", 100_000, {}, 300),
+    ("acktr", 100_000, {}, 200),
     ("ppg", 100_000, {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}, 150),
 ])
 def test_learns_cartpole(tmp_path, algo, steps, overrides, threshold):

@@ -7,6 +7,8 @@ A module in ``pgzoo/algos`` defines:
 - ``DEFAULT_TOTAL_STEPS``: the budget of ``pgzoo train`` when none is given;
 - optionally ``DEFAULT_ENV``: the environment of ``pgzoo train`` when none is given
   (CartPole-v1 otherwise);
+- optionally ``VMAP_SEEDS = False``: ``--seeds`` then compiles one call per seed instead of
+  vmapping the seeds (for algorithms whose libraries do not survive vmap);
 - ``make(config, env, total_steps) -> Agent``.
 
 Its State is one pytree with at least ``params``, ``env_state`` and ``obs`` fields: the run layer

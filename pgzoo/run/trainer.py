@@ -50,15 +50,22 @@ def make_chunk(exp: Experiment, max_iterations: int):
     return jax.jit(chunk), sorted(jax.eval_shape(exp.step, exp.template())[1])
 
 
+def _cores() -> int:
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+
+
 def seed_groups(exp: Experiment) -> list[slice]:
     """Split the seed axis into one equal group per CPU core (at most).
 
     XLA runs one compiled call on one core for networks this small, and batching more seeds into
-    one vmapped call gains little on a CPU, so the groups run concurrently in threads instead."""
+    one vmapped call gains little on a CPU, so the groups run concurrently in threads instead.
+    An algorithm module with ``VMAP_SEEDS = False`` gets one group per seed."""
     if not exp.vmapped or exp.num_seeds == 1:
         return [slice(None)]
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    groups = max(d for d in range(1, min(cores or 1, exp.num_seeds) + 1) if exp.num_seeds % d == 0)
+    if not getattr(exp.module, "VMAP_SEEDS", True):
+        return [slice(i, i + 1) for i in range(exp.num_seeds)]
+    cores = _cores()
+    groups = max(d for d in range(1, min(cores, exp.num_seeds) + 1) if exp.num_seeds % d == 0)
     size = exp.num_seeds // groups
     return [slice(i * size, (i + 1) * size) for i in range(groups)]
 
@@ -69,7 +76,8 @@ class SeedGroups:
     def __init__(self, exp: Experiment, chunk):
         self.slices = seed_groups(exp)
         self.chunk = chunk
-        self._pool = ThreadPoolExecutor(len(self.slices)) if len(self.slices) > 1 else None
+        self._pool = (ThreadPoolExecutor(min(len(self.slices), _cores())) if len(self.slices) > 1
+                      else None)
 
     def split(self, state) -> list:
         if self._pool is None:
