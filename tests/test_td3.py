@@ -35,7 +35,7 @@ def test_smoke_both_backends(spec):
         state, m = step(state)
     m = jax.device_get(m)
     assert np.all(np.isfinite(m["critic1_loss"])) and np.all(np.isfinite(m["q_mean"]))
-    updates = np.asarray(state.updates).reshape(-1)[0]
+    updates = np.asarray(state.learner.updates).reshape(-1)[0]
     assert updates == 40 - SMALL["learning_starts"] + 1  # one update per step once learning
     action = exp.policy(state)(np.zeros(3, np.float32))
     assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0

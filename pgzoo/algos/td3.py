@@ -27,11 +27,11 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
+from pgzoo.algos.offpolicy import make_agent, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
 from pgzoo.core.optim import soft_update
-from pgzoo.core.rollout import episode_metrics
 
 ACTION_SPACES = ("continuous",)
 DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
@@ -66,21 +66,15 @@ class Config:
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
 
 
-class State(NamedTuple):
-    params: Any  # {"actor", "critic1", "critic2"}
-    target_params: Any
-    opt_state: Any
-    buffer: Any
-    env_state: Any
-    obs: jax.Array
-    key: jax.Array
-    env_steps: jax.Array  # per environment
-    updates: jax.Array
-
-
 def td3_target(reward, terminated, next_q1, next_q2, gamma):
     """y = r + gamma (1 - terminated) min(Q1', Q2')."""
     return reward + gamma * (1.0 - terminated) * jnp.minimum(next_q1, next_q2)
+
+
+class Learner(NamedTuple):
+    target_params: Any
+    opt_state: Any
+    updates: jax.Array
 
 
 def make(config: Config, env, total_steps: int) -> Agent:
@@ -91,18 +85,12 @@ def make(config: Config, env, total_steps: int) -> Agent:
     tx = optax.adam(config.learning_rate)
     buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs)
 
-    def init(key):
-        keys = jax.random.split(key, 5)
-        env_state, ts = env.reset(keys[0])
-        action = jnp.zeros((config.num_envs, action_dim))
-        params = {"actor": actor.init(keys[1], ts.obs),
-                  "critic1": critic.init(keys[2], ts.obs, action),
-                  "critic2": critic.init(keys[3], ts.obs, action)}
-        example = replay.Transition(ts.obs[0], action[0], jnp.float32(0.0), ts.obs[0],
-                                    jnp.bool_(False), jnp.bool_(False))
-        return State(params, params, {k: tx.init(v) for k, v in params.items()},
-                     buffer.init(example), env_state, ts.obs, keys[4], jnp.int32(0),
-                     jnp.int32(0))
+    def init_learner(key, obs, action):
+        keys = jax.random.split(key, 3)
+        params = {"actor": actor.init(keys[0], obs),
+                  "critic1": critic.init(keys[1], obs, action),
+                  "critic2": critic.init(keys[2], obs, action)}
+        return params, Learner(params, {k: tx.init(v) for k, v in params.items()}, jnp.int32(0))
 
     def policy(params, obs, key, deterministic=False):
         action = actor.apply(params["actor"], obs)
@@ -111,18 +99,23 @@ def make(config: Config, env, total_steps: int) -> Agent:
         noise = config.exploration_noise * jax.random.normal(key, action.shape)
         return jnp.clip(action + noise, -1.0, 1.0)
 
-    def update(params, target_params, opt_state, updates, batch, key):
-        obs, action, reward, next_obs, terminated = batch
-        noise = jnp.clip(config.target_policy_noise * jax.random.normal(key, action.shape),
+    def explore(params, obs, noise, key):
+        return policy(params, obs, key), noise
+
+    def update(params, learner: Learner, buffer_state, key):
+        sample_key, noise_key = jax.random.split(key)
+        b = uniform_batch(buffer, buffer_state, sample_key)
+        target_params, opt_state = learner.target_params, learner.opt_state
+        noise = jnp.clip(config.target_policy_noise * jax.random.normal(noise_key, b.action.shape),
                          -config.target_noise_clip, config.target_noise_clip)
-        next_action = jnp.clip(actor.apply(target_params["actor"], next_obs) + noise, -1.0, 1.0)
-        y = td3_target(reward, terminated.astype(jnp.float32),
-                       critic.apply(target_params["critic1"], next_obs, next_action),
-                       critic.apply(target_params["critic2"], next_obs, next_action),
+        next_action = jnp.clip(actor.apply(target_params["actor"], b.next_obs) + noise, -1.0, 1.0)
+        y = td3_target(b.reward, b.terminated.astype(jnp.float32),
+                       critic.apply(target_params["critic1"], b.next_obs, next_action),
+                       critic.apply(target_params["critic2"], b.next_obs, next_action),
                        config.gamma)
 
         def critic_loss(w):
-            return jnp.mean((critic.apply(w, obs, action) - y) ** 2)
+            return jnp.mean((critic.apply(w, b.obs, b.action) - y) ** 2)
 
         new_params, new_opt, stats = dict(params), dict(opt_state), {}
         for name in ("critic1", "critic2"):
@@ -132,7 +125,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
             stats[f"{name}_loss"] = loss
 
         def actor_loss(theta):
-            return -jnp.mean(critic.apply(new_params["critic1"], obs, actor.apply(theta, obs)))
+            return -jnp.mean(critic.apply(new_params["critic1"], b.obs, actor.apply(theta, b.obs)))
 
         def delayed(args):
             new_params, new_opt, target_params = args
@@ -146,57 +139,10 @@ def make(config: Config, env, total_steps: int) -> Agent:
             return (*args, jnp.float32(jnp.nan))
 
         new_params, new_opt, target_params, a_loss = jax.lax.cond(
-            (updates + 1) % config.policy_delay == 0, delayed, skip,
+            (learner.updates + 1) % config.policy_delay == 0, delayed, skip,
             (new_params, new_opt, target_params))
         stats.update(actor_loss=a_loss, q_mean=jnp.mean(y))
-        return new_params, target_params, new_opt, stats
+        return (new_params, Learner(target_params, new_opt, learner.updates + 1), buffer_state,
+                stats)
 
-    def env_step(state: State, key):
-        act_key, random_key, env_key, sample_key, update_key = jax.random.split(key, 5)
-        random_action = jax.random.uniform(random_key, (config.num_envs, action_dim),
-                                           minval=-1.0, maxval=1.0)
-        action = jnp.where(state.env_steps * config.num_envs < config.learning_starts,
-                           random_action, policy(state.params, state.obs, act_key))
-        env_state, ts = env.step(state.env_state, action, env_key)
-        buf = replay.add(buffer, state.buffer, replay.Transition(
-            state.obs, action, ts.reward, ts.final_obs, ts.terminated, ts.done))
-        state = state._replace(buffer=buf, env_state=env_state, obs=ts.obs,
-                               env_steps=state.env_steps + 1)
-        can_learn = (state.env_steps * config.num_envs >= config.learning_starts) & \
-            buffer.can_sample(buf)
-
-        def learn(state):
-            def one(carry, k):
-                params, target_params, opt_state, updates = carry
-                s_key, u_key = jax.random.split(k)
-                seq = buffer.sample(state.buffer, s_key).experience
-                b = jax.tree.map(lambda x: x[:, 0], seq)
-                params, target_params, opt_state, stats = update(
-                    params, target_params, opt_state, updates,
-                    (b.obs, b.action, b.reward, b.next_obs, b.terminated), u_key)
-                return (params, target_params, opt_state, updates + 1), stats
-
-            carry = (state.params, state.target_params, state.opt_state, state.updates)
-            (params, target_params, opt_state, updates), stats = jax.lax.scan(
-                one, carry, jax.random.split(update_key, config.gradient_steps))
-            state = state._replace(params=params, target_params=target_params,
-                                   opt_state=opt_state, updates=updates)
-            return state, jax.tree.map(jnp.nanmean, stats)
-
-        def wait(state):
-            nan = jnp.float32(jnp.nan)
-            return state, {"critic1_loss": nan, "critic2_loss": nan, "actor_loss": nan,
-                           "q_mean": nan}
-
-        del sample_key
-        state, stats = jax.lax.cond(can_learn, learn, wait, state)
-        return state, {**stats, **episode_metrics(ts.info)}
-
-    def step(state: State):
-        key, block_key = jax.random.split(state.key)
-        state, m = jax.lax.scan(env_step, state._replace(key=key),
-                                jax.random.split(block_key, config.block_size))
-        sums = ("episodes", "episode_return_sum", "episode_length_sum")
-        return state, {k: (v.sum() if k in sums else jnp.nanmean(v)) for k, v in m.items()}
-
-    return Agent(init, step, policy, config.block_size * config.num_envs)
+    return make_agent(env, config, buffer, init_learner, explore, update, policy)

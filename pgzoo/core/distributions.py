@@ -110,3 +110,15 @@ def distribution(head_output):
     if isinstance(head_output, BetaParams):
         return ScaledBeta(head_output.alpha, head_output.beta)
     return distrax.Categorical(logits=head_output)
+
+
+def tanh_gaussian_sample(mean, log_std, key):
+    """a = tanh(u), u = mean + std * eps (reparameterised), and
+
+    log pi(a|s) = sum_d [ log N(u_d; mean_d, std_d) - log(1 - tanh(u_d)^2) ],
+    with log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) for numerical stability."""
+    eps = jax.random.normal(key, mean.shape)
+    u = mean + jnp.exp(log_std) * eps
+    log_normal = -0.5 * eps ** 2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
+    log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+    return jnp.tanh(u), jnp.sum(log_normal - log_det, axis=-1)

@@ -137,3 +137,35 @@ class DeterministicActor(nn.Module):
     def __call__(self, obs):
         x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
         return jnp.tanh(dense(self.action_dim, 0.01)(x))
+
+
+class SquashedGaussianActor(nn.Module):
+    """The SAC policy's parameters: mean and log std of u ~ N(mean, std^2), with a = tanh(u)
+    (see ``pgzoo.core.distributions.tanh_gaussian_sample``); log std clipped to [-20, 2]."""
+
+    action_dim: int
+    hidden_sizes: Sequence[int] = (256, 256)
+    activation: str = "relu"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        mean = dense(self.action_dim, 0.01)(x)
+        log_std = jnp.clip(dense(self.action_dim, 0.01)(x), -20.0, 2.0)
+        return mean, log_std
+
+
+class DistributionalQNetwork(nn.Module):
+    """Z_w(s, a): logits over ``num_atoms`` fixed return values (a categorical critic)."""
+
+    num_atoms: int = 51
+    hidden_sizes: Sequence[int] = (400, 300)
+    activation: str = "relu"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs, action):
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        x = MLP(self.hidden_sizes, self.activation)(jnp.concatenate([x, action], axis=-1))
+        return dense(self.num_atoms, 0.01)(x)

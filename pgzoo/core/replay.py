@@ -76,9 +76,13 @@ def n_step_transition(seq: Transition, gamma: float) -> NStep:
 
 
 def importance_weights(probabilities, num_stored, beta):
-    """w_i = (N P(i))^-beta, normalised by the largest weight in the batch."""
-    w = (num_stored * probabilities) ** (-beta)
-    return w / jnp.max(w)
+    """w_i = (N P(i))^-beta, normalised by the largest weight in the batch.
+
+    A sum-tree draw can land, by rounding, on an item of priority 0 (not yet valid); it gets
+    weight 0."""
+    valid = probabilities > 0
+    w = jnp.where(valid, (num_stored * jnp.where(valid, probabilities, 1.0)) ** (-beta), 0.0)
+    return w / jnp.maximum(jnp.max(w), 1e-12)
 
 
 def beta_schedule(beta0: float, total_updates: int):

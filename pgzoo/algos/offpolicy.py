@@ -1,0 +1,108 @@
+"""The training loop shared by the replay-based actor-critics (DDPG, TD3, SAC, D4PG).
+
+One State step is a block of ``block_size`` environment steps. At each, N environments act with
+the algorithm's exploration policy (uniform random actions while fewer than ``learning_starts``
+transitions have been collected: the burn-in), every transition goes into the replay buffer, and
+once learning has started the algorithm's ``update`` runs ``gradient_steps`` times (the
+update-to-data ratio is gradient_steps / N). Actions live in [-1, 1]^d; the environment layer
+rescales them to the action box.
+
+An algorithm supplies:
+
+- ``init_learner(key, obs, action) -> (params, learner)``: ``params`` is what the policy needs
+  (checkpointed and evaluated), ``learner`` everything else (targets, optimiser states, counters);
+- ``explore(params, obs, noise, key) -> (action, noise)``: the behaviour policy; ``noise`` is a
+  per-environment state (Ornstein-Uhlenbeck) or ``()``, zeroed where an episode ends;
+- ``update(params, learner, buffer_state, key) -> (params, learner, buffer_state, stats)``: one
+  gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or prioritised)
+  and may write priorities back.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from pgzoo.algos.base import Agent
+from pgzoo.core import replay
+from pgzoo.core.rollout import episode_metrics
+
+SUMS = ("episodes", "episode_return_sum", "episode_length_sum")
+
+
+class State(NamedTuple):
+    params: Any
+    learner: Any
+    buffer: Any
+    env_state: Any
+    obs: jax.Array
+    noise: Any
+    key: jax.Array
+    env_steps: jax.Array  # steps per environment
+
+
+def uniform_batch(buffer, buffer_state, key) -> replay.Transition:
+    """A uniformly sampled minibatch of single transitions, leading axis B."""
+    return jax.tree.map(lambda x: x[:, 0], buffer.sample(buffer_state, key).experience)
+
+
+def make_agent(env, config, buffer, init_learner: Callable, explore: Callable, update: Callable,
+               policy: Callable, init_noise: Callable[[int], Any] = lambda n: ()) -> Agent:
+    num_envs = config.num_envs
+    action_dim = env.action_space.shape[0]
+
+    def init(key):
+        env_key, learner_key, state_key = jax.random.split(key, 3)
+        env_state, ts = env.reset(env_key)
+        action = jnp.zeros((num_envs, action_dim))
+        params, learner = init_learner(learner_key, ts.obs, action)
+        example = replay.Transition(ts.obs[0], action[0], jnp.float32(0.0), ts.obs[0],
+                                    jnp.bool_(False), jnp.bool_(False))
+        return State(params, learner, buffer.init(example), env_state, ts.obs,
+                     init_noise(num_envs), state_key, jnp.int32(0))
+
+    def learn(state: State, key):
+        def one(carry, k):
+            params, learner, buffer_state = carry
+            params, learner, buffer_state, stats = update(params, learner, buffer_state, k)
+            return (params, learner, buffer_state), stats
+
+        (params, learner, buffer_state), stats = jax.lax.scan(
+            one, (state.params, state.learner, state.buffer),
+            jax.random.split(key, config.gradient_steps))
+        state = state._replace(params=params, learner=learner, buffer=buffer_state)
+        return state, jax.tree.map(jnp.nanmean, stats)
+
+    def env_step(state: State, key):
+        act_key, random_key, env_key, learn_key = jax.random.split(key, 4)
+        burn_in = state.env_steps * num_envs < config.learning_starts
+        random_action = jax.random.uniform(random_key, (num_envs, action_dim), minval=-1.0,
+                                           maxval=1.0)
+        action, noise = explore(state.params, state.obs, state.noise, act_key)
+        action = jnp.where(burn_in, random_action, action)
+        env_state, ts = env.step(state.env_state, action, env_key)
+        noise = jax.tree.map(
+            lambda n: jnp.where(ts.done.reshape((-1,) + (1,) * (n.ndim - 1)), 0.0, n), noise)
+        buffer_state = replay.add(buffer, state.buffer, replay.Transition(
+            state.obs, action, ts.reward, ts.final_obs, ts.terminated, ts.done))
+        state = state._replace(buffer=buffer_state, env_state=env_state, obs=ts.obs, noise=noise,
+                               env_steps=state.env_steps + 1)
+        can_learn = (state.env_steps * num_envs >= config.learning_starts) & \
+            buffer.can_sample(buffer_state)
+        stats_shape = jax.eval_shape(lambda s: learn(s, learn_key)[1], state)
+
+        def wait(state, key):
+            return state, jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), stats_shape)
+
+        state, stats = jax.lax.cond(can_learn, learn, wait, state, learn_key)
+        return state, {**stats, **episode_metrics(ts.info)}
+
+    def step(state: State):
+        key, block_key = jax.random.split(state.key)
+        state, m = jax.lax.scan(env_step, state._replace(key=key),
+                                jax.random.split(block_key, config.block_size))
+        return state, {k: (v.sum() if k in SUMS else jnp.nanmean(v)) for k, v in m.items()}
+
+    return Agent(init, step, policy, config.block_size * num_envs)
