@@ -9,9 +9,15 @@ step, on its N transitions (s, a, r, s'):
     critic       w <- w + \alpha_w \delta \nabla_w Q_w(s, a)                 (semi-gradient TD(0))
     actor        \theta <- \theta + \alpha_\theta \nabla_\theta \mu_\theta(s) \nabla_a Q_w(s, a)|_{a=\mu_\theta(s)}
 
-With ``updates_per_step`` K > 1 the update is repeated K times on the same N transitions before
-they are dropped. The deterministic policy gradient needs no importance weights for the off-policy actor update
-(the theorem integrates over states only), and Q-learning's critic needs none either. The step
+The critic is, by default, of the compatible form of Silver et al.'s COPDAC-Q,
+
+    Q_w(s, a) = V_v(s) + (a - \mu_\theta(s))^T g_w(s),   so   \nabla_a Q_w(s, a)|_{a=\mu_\theta(s)} = g_w(s)
+
+with V and g networks (the paper's linear features (a - \mu_\theta(s))^T \nabla_\theta \mu_\theta(s)^T w
+are one choice of g), and Q_w(s', \mu_\theta(s')) = V_v(s'); ``critic="mlp"`` uses an MLP of
+(s, a) instead. With ``updates_per_step`` K > 1 the update is repeated K times on the same N transitions
+before they are dropped. The deterministic policy gradient needs no importance weights for the
+off-policy actor update (the theorem integrates over states only), nor does the Q-learning critic. The step
 sizes are Adam's. Actions live in [-1, 1]^d and are rescaled to the environment's box.
 """
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -26,12 +33,14 @@ import optax
 from pgzoo.algos.base import Agent
 from pgzoo.algos.offpolicy import SUMS
 from pgzoo.core import config as cfg
-from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
+from pgzoo.core.networks import (ACTIVATIONS, MLP, DeterministicActor, QNetwork, ValueNetwork,
+                                 dense)
 from pgzoo.core.rollout import episode_metrics
 
 ACTION_SPACES = ("continuous",)
 DEFAULT_TOTAL_STEPS = 200_000  # the Pendulum-v1 budget of the benchmark
 DEFAULT_ENV = "Pendulum-v1"
+CRITICS = ("compatible", "mlp")
 
 
 @dataclass(frozen=True)
@@ -39,8 +48,9 @@ class Config:
     num_envs: int = 16  # parallel environments decorrelate the online updates
     actor_learning_rate: float = 1e-4
     critic_learning_rate: float = 1e-3
-    gamma: float = 0.99
+    gamma: float = 0.9  # online updates on Pendulum-v1 learned with 0.9, not with 0.95 or 0.99
     exploration_noise: float = 0.2  # sigma of the Gaussian behaviour policy
+    critic: str = "compatible"  # Silver et al. 2014's COPDAC form (see the docstring), or "mlp"
     updates_per_step: int = 1  # gradient steps on each step's N transitions (no memory kept)
     block_size: int = 50  # environment steps per State step (only sets the iteration length)
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -54,6 +64,37 @@ class Config:
         cfg.non_negative(self, "exploration_noise")
         cfg.unit_interval(self, "gamma")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "critic", CRITICS)
+
+
+class CompatibleCritic(nn.Module):
+    """Q_w(s, a) = V_v(s) + (a - mu(s))^T g_w(s): the advantage is linear in the deviation from
+    the actor's action (``mu`` is an input, held fixed), so grad_a Q_w(s, a) = g_w(s)."""
+
+    action_dim: int
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    obs_ndim: int
+
+    @nn.compact
+    def __call__(self, obs, action, mu):
+        value = ValueNetwork(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        g = dense(self.action_dim, 0.01)(x)
+        return value + jnp.sum((action - jax.lax.stop_gradient(mu)) * g, axis=-1)
+
+
+class MLPCritic(nn.Module):
+    """Q_w(s, a), an MLP of the concatenated observation and action."""
+
+    hidden_sizes: tuple[int, ...]
+    activation: str
+    obs_ndim: int
+
+    @nn.compact
+    def __call__(self, obs, action, mu):
+        del mu
+        return QNetwork(0, self.hidden_sizes, self.activation, self.obs_ndim)(obs, action)
 
 
 class State(NamedTuple):
@@ -68,7 +109,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
     obs_ndim = len(env.observation_space.shape)
     action_dim = env.action_space.shape[0]
     actor = DeterministicActor(action_dim, config.hidden_sizes, config.activation, obs_ndim)
-    critic = QNetwork(0, config.hidden_sizes, config.activation, obs_ndim)
+    critic = (CompatibleCritic(action_dim, config.hidden_sizes, config.activation, obs_ndim)
+              if config.critic == "compatible"
+              else MLPCritic(config.hidden_sizes, config.activation, obs_ndim))
     actor_tx = optax.adam(config.actor_learning_rate)
     critic_tx = optax.adam(config.critic_learning_rate)
 
@@ -77,7 +120,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         env_state, ts = env.reset(env_key)
         action = jnp.zeros((config.num_envs, action_dim))
         params = {"actor": actor.init(actor_key, ts.obs),
-                  "critic": critic.init(critic_key, ts.obs, action)}
+                  "critic": critic.init(critic_key, ts.obs, action, action)}
         opt = {"actor": actor_tx.init(params["actor"]), "critic": critic_tx.init(params["critic"])}
         return State(params, opt, env_state, ts.obs, state_key)
 
@@ -90,14 +133,16 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
     def update(carry, obs, action, reward, next_obs, terminated):
         params, opt = carry
-        next_q = critic.apply(params["critic"], next_obs, actor.apply(params["actor"], next_obs))
+        next_mu = actor.apply(params["actor"], next_obs)
+        next_q = critic.apply(params["critic"], next_obs, next_mu, next_mu)
+        mu = actor.apply(params["actor"], obs)
         target = jax.lax.stop_gradient(reward + config.gamma * (1.0 - terminated) * next_q)
 
         def critic_loss(w):  # its gradient is -delta grad_w Q_w(s, a)
-            return 0.5 * jnp.mean((target - critic.apply(w, obs, action)) ** 2)
+            return 0.5 * jnp.mean((target - critic.apply(w, obs, action, mu)) ** 2)
 
         def actor_loss(theta):  # its gradient is -grad_theta mu(s) grad_a Q_w(s, a)|_{a=mu(s)}
-            return -jnp.mean(critic.apply(params["critic"], obs, actor.apply(theta, obs)))
+            return -jnp.mean(critic.apply(params["critic"], obs, actor.apply(theta, obs), mu))
 
         c_loss, c_grads = jax.value_and_grad(critic_loss)(params["critic"])
         a_loss, a_grads = jax.value_and_grad(actor_loss)(params["actor"])

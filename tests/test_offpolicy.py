@@ -1,0 +1,149 @@
+"""DPG, DDPG, SAC (both versions), D4PG: the pieces on fixed numbers, smoke on both backends,
+short learning runs with fixed seeds, and a clear error on discrete actions."""
+import distrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pgzoo
+from pgzoo.algos import ddpg, sac, sac_v1
+from pgzoo.core.distributional import atoms, categorical_projection
+from pgzoo.core.distributions import tanh_gaussian_sample
+from pgzoo.errors import PgzooError
+from pgzoo.run.experiment import build
+
+ALGOS = ["dpg", "ddpg", "sac", "sac_v1", "d4pg"]
+SMALL = {
+    "dpg": dict(hidden_sizes=(32, 32), num_envs=4, block_size=10),
+    "ddpg": dict(hidden_sizes=(32, 32), batch_size=16, learning_starts=20, block_size=10,
+                 buffer_size=1000),
+    "sac": dict(hidden_sizes=(32, 32), batch_size=16, learning_starts=20, block_size=10,
+                buffer_size=1000),
+    "sac_v1": dict(hidden_sizes=(32, 32), batch_size=16, learning_starts=20, block_size=10,
+                   buffer_size=1000),
+    "d4pg": dict(hidden_sizes=(32, 32), batch_size=16, learning_starts=40, block_size=10,
+                 buffer_size=1000, num_envs=2, gradient_steps=2, n_step=3, num_atoms=11),
+}
+
+
+def brute_force_projection(probs, reward, discount, support):
+    """C51's projection written as a loop: each atom's mass split between its neighbours."""
+    v_min, v_max = support[0], support[-1]
+    delta = support[1] - support[0]
+    out = np.zeros_like(probs)
+    for b in range(probs.shape[0]):
+        for j, z in enumerate(support):
+            tz = min(max(reward[b] + discount[b] * z, v_min), v_max)
+            pos = (tz - v_min) / delta
+            lo, hi = int(np.floor(pos)), int(np.ceil(pos))
+            if lo == hi:
+                out[b, lo] += probs[b, j]
+            else:
+                out[b, lo] += probs[b, j] * (hi - pos)
+                out[b, hi] += probs[b, j] * (pos - lo)
+    return out
+
+
+def test_categorical_projection_matches_brute_force():
+    rng = np.random.default_rng(0)
+    support = np.asarray(atoms(-10.0, 10.0, 21))
+    probs = rng.dirichlet(np.ones(21), size=64).astype(np.float32)
+    reward = rng.uniform(-15, 15, size=64).astype(np.float32)  # some land outside the support
+    discount = rng.choice([0.0, 0.5, 0.99, 0.99 ** 5], size=64).astype(np.float32)
+    reward[:4] = [0.0, 1.0, -10.0, 2.5]  # on an atom, on an atom, at v_min, half-way
+    discount[:4] = 1.0
+    got = categorical_projection(jnp.asarray(probs), jnp.asarray(reward), jnp.asarray(discount),
+                                 jnp.asarray(support))
+    want = brute_force_projection(probs, reward, discount, support)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_allclose(np.sum(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_tanh_gaussian_log_prob_matches_a_transformed_distribution():
+    mean = jnp.array([[0.3, -1.0], [2.0, 0.0]])
+    log_std = jnp.array([[-0.5, 0.2], [0.0, -1.0]])
+    action, log_prob = tanh_gaussian_sample(mean, log_std, jax.random.PRNGKey(0))
+    reference = distrax.Transformed(distrax.MultivariateNormalDiag(mean, jnp.exp(log_std)),
+                                    distrax.Block(distrax.Tanh(), 1))
+    np.testing.assert_allclose(log_prob, reference.log_prob(action), rtol=1e-4, atol=1e-4)
+    assert np.all(np.abs(action) < 1.0)
+
+
+def test_soft_targets_on_fixed_numbers():
+    y = sac.soft_q_target(jnp.array([1.0, 1.0]), jnp.array([0.0, 1.0]), jnp.array([5.0, 5.0]),
+                          jnp.array([4.0, 9.0]), jnp.array([-2.0, -2.0]), 0.5, 0.9)
+    np.testing.assert_allclose(y, [1.0 + 0.9 * (4.0 + 1.0), 1.0], rtol=1e-6)
+    q_hat = sac_v1.soft_value_target(jnp.array([2.0, 2.0]), jnp.array([0.0, 1.0]),
+                                     jnp.array([-3.0, -3.0]), 0.5)
+    np.testing.assert_allclose(q_hat, [0.5, 2.0], rtol=1e-6)
+    np.testing.assert_allclose(ddpg.ddpg_target(jnp.array([1.0]), jnp.array([0.0]),
+                                                jnp.array([4.0]), 0.5), [3.0])
+
+
+def test_ornstein_uhlenbeck_noise_is_mean_reverting():
+    x = jnp.full((2000, 1), 1.0)
+    for key in jax.random.split(jax.random.PRNGKey(0), 50):
+        x = ddpg.ornstein_uhlenbeck(x, key, theta=0.15, sigma=0.2, dt=1.0)
+    # E[x_50] = (1 - theta)^50, Var -> sigma^2 / (1 - (1 - theta)^2) ~ 0.144
+    assert abs(float(x.mean()) - 0.85 ** 50) < 0.03
+    assert 0.3 < float(x.std()) < 0.45
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("spec", ["Pendulum-v1", "gymnasium:Pendulum-v1"])
+def test_smoke_both_backends(algo, spec):
+    exp = build(algo, spec, total_steps=1000, overrides=SMALL[algo])
+    state = exp.init_state()
+    step = jax.jit(exp.step) if exp.vmapped else exp.step
+    for _ in range(6):
+        state, m = step(state)
+    m = jax.device_get(m)
+    losses = [k for k in m if k.endswith("_loss")]
+    assert losses and all(np.all(np.isfinite(m[k])) for k in losses), m
+    action = exp.policy(state)(np.zeros(3, np.float32))
+    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_discrete_actions_are_a_clear_error(algo):
+    with pytest.raises(PgzooError, match=f"{algo} does not support discrete actions"):
+        build(algo, "CartPole-v1")
+
+
+def test_ddpg_ou_noise_and_batch_norm_run():
+    exp = build("ddpg", "Pendulum-v1", total_steps=1000,
+                overrides=dict(SMALL["ddpg"], noise="ornstein_uhlenbeck", batch_norm=True))
+    state = exp.init_state()
+    step = jax.jit(exp.step)
+    for _ in range(4):
+        state, m = step(state)
+    assert np.isfinite(float(m["critic_loss"][0]))
+    stats = state.params["actor"]["batch_stats"]
+    assert any(np.any(np.asarray(x) != 0) for x in jax.tree.leaves(stats))  # running means moved
+    assert state.noise.shape == (1, 1, 1) and np.any(np.asarray(state.noise) != 0)
+
+
+def test_d4pg_sets_priorities_from_the_critic_loss():
+    exp = build("d4pg", "Pendulum-v1", total_steps=1000, overrides=SMALL["d4pg"])
+    state = exp.init_state()
+    step = jax.jit(exp.step)
+    for _ in range(5):
+        state, m = step(state)
+    assert np.isfinite(float(m["priority_mean"][0])) and float(m["priority_mean"][0]) > 0
+    assert int(state.learner.updates[0]) > 0
+
+
+@pytest.mark.parametrize("algo, steps, overrides, threshold", [
+    # Random actions score about -1200 on Pendulum; these fixed seeds and budgets reach more.
+    ("ddpg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000), -400),
+    ("sac", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -400),
+    ("sac_v1", 8000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -600),
+    ("d4pg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000, v_min=-1630.0, v_max=0.0),
+     -400),
+    ("dpg", 100_000, {}, -1000),
+])
+def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
+    run = pgzoo.train(algo, "Pendulum-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",
+                      progress=False, tensorboard=False, **overrides)
+    assert run.eval["mean_return"] >= threshold, run.eval
