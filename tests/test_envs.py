@@ -35,7 +35,9 @@ def test_make_resolves_backends():
 @pytest.mark.parametrize("spec, fragment", [
     ("NoSuchEnv-v0", "unknown environment 'NoSuchEnv-v0'"),
     ("gymnax:NoSuch-v0", "not a gymnax id"),
-    ("brax:ant", "brax backend is not available yet"),
+    ("jaxmarl:MPE_simple_v3", "jaxmarl backend is not available yet"),
+    ("brax:no_such_robot", "unknown Brax environment 'no_such_robot'"),
+    ("brax:ant@warp9", "unknown Brax pipeline 'warp9'"),
     ("no_such_module_xyz:Env", "cannot import module"),
     ("envs_for_tests:rollout_host", "is not a gymnasium.Env class"),
     ("", "non-empty"),
@@ -141,3 +143,34 @@ def test_both_backends_agree_on_cartpole_dynamics():
         state, nts = native.step(state, jnp.array([a]), jax.random.PRNGKey(1))
         _, bts = bridge.step(jnp.int32(0), jnp.array([a]), jax.random.PRNGKey(1))
         np.testing.assert_allclose(nts.obs, bts.obs, rtol=1e-4, atol=1e-5)
+
+
+def test_brax_adapter_protocol_and_time_limit():
+    from pgzoo.envs.brax_env import BraxEnv
+
+    env = envs.make("brax:inverted_pendulum", num_envs=2)
+    base = env.unwrapped
+    assert isinstance(base, BraxEnv) and env.jax_native
+    assert env.observation_space.shape == (4,) and env.action_space.shape == (1,)
+    assert type(env).__name__ == "RescaleAction"
+    base.max_episode_steps = 5  # a short time limit to see truncation and auto-reset
+    state, ts = jax.jit(env.reset)(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    for t in range(5):
+        state, ts = step(state, jnp.zeros((2, 1)), jax.random.PRNGKey(t))
+    # the pole, left alone for 5 steps, has not fallen: the 5th step is a truncation
+    assert bool(ts.truncated.all()) and not bool(ts.terminated.any())
+    assert not np.allclose(ts.obs, ts.final_obs)  # a new episode began
+    assert np.all(np.asarray(ts.info["episode_length"]) == 5)
+    assert np.allclose(ts.reward, 1.0)
+
+
+def test_brax_termination_is_not_truncation():
+    env = envs.make("brax:inverted_pendulum", num_envs=1)
+    state, ts = env.reset(jax.random.PRNGKey(0))
+    step = jax.jit(env.step)
+    for t in range(200):  # full force one way topples the pole long before 1000 steps
+        state, ts = step(state, jnp.ones((1, 1)), jax.random.PRNGKey(t))
+        if bool(ts.done[0]):
+            break
+    assert bool(ts.terminated[0]) and not bool(ts.truncated[0]) and t < 199

@@ -147,3 +147,11 @@ def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
     run = pgzoo.train(algo, "Pendulum-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",
                       progress=False, tensorboard=False, **overrides)
     assert run.eval["mean_return"] >= threshold, run.eval
+
+
+def test_trains_on_brax(tmp_path):
+    run = pgzoo.train("dpg", "brax:inverted_pendulum", total_steps=400, seed=0, seeds=2,
+                      run_dir=tmp_path / "r", progress=False, tensorboard=False,
+                      hidden_sizes=(32, 32), num_envs=2, block_size=10, eval_episodes=1)
+    assert len(run.eval["per_seed"]) == 2
+    assert all(s["mean_length"] >= 1 for s in run.eval["per_seed"])

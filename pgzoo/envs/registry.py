@@ -1,6 +1,6 @@
 """``make(spec)``: from a spec string to a wrapped, batched environment.
 
-Resolution: ``gymnax:ID`` and ``gymnasium:ID`` name a backend; ``package.module:ClassName`` loads a
+Resolution: ``gymnax:ID``, ``brax:NAME`` and ``gymnasium:ID`` name a backend; ``package.module:ClassName`` loads a
 user's Gymnasium environment class; a plain ``ID`` picks the JAX-native (gymnax) version when one
 exists and otherwise any registered Gymnasium id through the host bridge.
 """
@@ -10,6 +10,7 @@ import importlib
 from functools import lru_cache
 
 from pgzoo.envs import spaces
+from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
 from pgzoo.envs.gymnax_env import GymnaxEnv
 from pgzoo.envs.protocol import Env
@@ -19,10 +20,12 @@ from pgzoo.errors import PgzooError
 
 BACKENDS = {
     "gymnax": "JAX-native, compiled with the algorithm (classic control, MinAtar, bsuite, misc)",
+    "brax": "JAX-native physics (brax:halfcheetah, brax:ant, ...; brax:NAME@PIPELINE), "
+            "compiled with the algorithm; pip install 'pgzoo[brax]'",
     "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
     "package.module:ClassName": "a user's own gymnasium.Env class, through the host bridge",
 }
-PLANNED_BACKENDS = ("brax", "jaxmarl")
+PLANNED_BACKENDS = ("jaxmarl",)
 
 
 @lru_cache
@@ -81,7 +84,7 @@ def _user_class_factory(target: str, render_mode: str | None = None):
 
 
 def resolve(spec: str) -> tuple[str, str]:
-    """Split a spec into (backend, id): backend is 'gymnax', 'gymnasium' or 'class'."""
+    """Split a spec into (backend, id): backend is 'gymnax', 'brax', 'gymnasium' or 'class'."""
     if not isinstance(spec, str) or not spec.strip():
         raise PgzooError("environment spec must be a non-empty string such as CartPole-v1")
     prefix, sep, rest = spec.partition(":")
@@ -92,9 +95,11 @@ def resolve(spec: str) -> tuple[str, str]:
             return "gymnax", rest
         if prefix == "gymnasium":
             return "gymnasium", rest
+        if prefix == "brax":
+            return "brax", rest
         if prefix in PLANNED_BACKENDS:
             raise PgzooError(f"the {prefix} backend is not available yet; valid backends: "
-                             "gymnax, gymnasium, package.module:ClassName")
+                             "gymnax, brax, gymnasium, package.module:ClassName")
         return "class", spec
     if spec in jax_native_ids():
         return "gymnax", spec
@@ -107,6 +112,8 @@ def make_base(spec: str, num_envs: int = 1) -> Env:
     backend, env_id = resolve(spec)
     if backend == "gymnax":
         return GymnaxEnv(env_id, num_envs)
+    if backend == "brax":
+        return BraxEnv(env_id, num_envs)
     if backend == "gymnasium":
         return GymnasiumEnv(_gymnasium_factory(env_id), num_envs, f"gymnasium:{env_id}")
     return GymnasiumEnv(_user_class_factory(env_id), num_envs, env_id)
@@ -131,6 +138,9 @@ def render_factory(spec: str):
     backend, env_id = resolve(spec)
     if backend == "class":
         return _user_class_factory(env_id, render_mode="rgb_array")
+    if backend == "brax":
+        raise PgzooError(f"environment {spec!r} has no Gymnasium twin to render a video with; "
+                         "videos work for Gymnasium ids and their JAX-native versions")
     try:
         return _gymnasium_factory(env_id, render_mode="rgb_array")
     except PgzooError:
