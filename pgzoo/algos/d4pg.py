@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent
+from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.distributional import atoms, categorical_projection
@@ -97,15 +97,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                   "critic": critic.init(critic_key, obs, action)}
         return params, Learner(params, {k: tx.init(v) for k, v in params.items()}, jnp.int32(0))
 
-    def policy(params, obs, key, deterministic=False):
-        action = actor.apply(params["actor"], obs)
-        if deterministic:
-            return action
-        noise = config.exploration_noise * jax.random.normal(key, action.shape)
-        return jnp.clip(action + noise, -1.0, 1.0)
-
-    def explore(params, obs, noise, key):
-        return policy(params, obs, key), noise
+    policy = noisy_deterministic_policy(actor, config.exploration_noise)
 
     def q_value(critic_params, obs, action):
         return jnp.sum(jax.nn.softmax(critic.apply(critic_params, obs, action)) * support, -1)
@@ -147,4 +139,4 @@ def make(config: Config, env, total_steps: int) -> Agent:
             "critic_loss": c_loss, "actor_loss": a_loss, "priority_mean": jnp.mean(cross_entropy),
             "q_mean": jnp.mean(jnp.sum(target_probs * support, -1))}
 
-    return make_agent(env, config, buffer, init_learner, explore, update, policy)
+    return make_agent(env, config, buffer, init_learner, update, policy)

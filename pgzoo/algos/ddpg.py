@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, uniform_batch
+from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
@@ -139,11 +139,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                "critic": critic_tx.init(params["critic"]["params"])}
         return params, Learner(params, opt)
 
-    def policy(params, obs, key, deterministic=False):
-        action = actor.apply(params["actor"], obs)
-        if deterministic:
-            return action
-        return jnp.clip(action + config.noise_std * jax.random.normal(key, action.shape), -1, 1)
+    policy = noisy_deterministic_policy(actor, config.noise_std)
 
     def explore(params, obs, noise, key):
         if config.noise == "gaussian":
@@ -191,4 +187,4 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return params, learner, buffer_state, {"critic_loss": c_loss, "actor_loss": a_loss,
                                                "q_mean": jnp.mean(y)}
 
-    return make_agent(env, config, buffer, init_learner, explore, update, policy, init_noise)
+    return make_agent(env, config, buffer, init_learner, update, policy, explore, init_noise)

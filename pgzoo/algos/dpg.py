@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import SUMS
+from pgzoo.algos.offpolicy import SUMS, noisy_deterministic_policy
 from pgzoo.core import config as cfg
 from pgzoo.core.networks import (ACTIVATIONS, MLP, DeterministicActor, QNetwork, ValueNetwork,
                                  dense)
@@ -124,12 +124,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         opt = {"actor": actor_tx.init(params["actor"]), "critic": critic_tx.init(params["critic"])}
         return State(params, opt, env_state, ts.obs, state_key)
 
-    def policy(params, obs, key, deterministic=False):
-        action = actor.apply(params["actor"], obs)
-        if deterministic:
-            return action
-        noise = config.exploration_noise * jax.random.normal(key, action.shape)
-        return jnp.clip(action + noise, -1.0, 1.0)
+    policy = noisy_deterministic_policy(actor, config.exploration_noise)
 
     def update(carry, obs, action, reward, next_obs, terminated):
         params, opt = carry

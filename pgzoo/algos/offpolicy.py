@@ -11,8 +11,11 @@ An algorithm supplies:
 
 - ``init_learner(key, obs, action) -> (params, learner)``: ``params`` is what the policy needs
   (checkpointed and evaluated), ``learner`` everything else (targets, optimiser states, counters);
-- ``explore(params, obs, noise, key) -> (action, noise)``: the behaviour policy; ``noise`` is a
-  per-environment state (Ornstein-Uhlenbeck) or ``()``, zeroed where an episode ends;
+- ``policy(params, obs, key, deterministic)``: the policy (``noisy_deterministic_policy`` or
+  ``squashed_gaussian_policy``);
+- optionally ``explore(params, obs, noise, key) -> (action, noise)``: the behaviour policy when it
+  is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck) or ``()``, zeroed
+  where an episode ends;
 - ``update(params, learner, buffer_state, key) -> (params, learner, buffer_state, stats)``: one
   gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or prioritised)
   and may write priorities back.
@@ -27,6 +30,7 @@ import jax.numpy as jnp
 
 from pgzoo.algos.base import Agent
 from pgzoo.core import replay
+from pgzoo.core.distributions import tanh_gaussian_sample
 from pgzoo.core.rollout import episode_metrics
 
 SUMS = ("episodes", "episode_return_sum", "episode_length_sum")
@@ -48,9 +52,42 @@ def uniform_batch(buffer, buffer_state, key) -> replay.Transition:
     return jax.tree.map(lambda x: x[:, 0], buffer.sample(buffer_state, key).experience)
 
 
-def make_agent(env, config, buffer, init_learner: Callable, explore: Callable, update: Callable,
-               policy: Callable, init_noise: Callable[[int], Any] = lambda n: ()) -> Agent:
+def noisy_deterministic_policy(actor, noise_std: float) -> Callable:
+    """mu_theta(s), plus N(0, noise_std) clipped to [-1, 1] unless deterministic."""
+
+    def policy(params, obs, key, deterministic=False):
+        action = actor.apply(params["actor"], obs)
+        if deterministic:
+            return action
+        return jnp.clip(action + noise_std * jax.random.normal(key, action.shape), -1.0, 1.0)
+
+    return policy
+
+
+def squashed_gaussian_policy(actor) -> tuple[Callable, Callable]:
+    """The SAC policy: ``sample(actor_params, obs, key) -> (action, log_prob)`` and
+    ``policy(params, obs, key, deterministic)``, deterministic meaning tanh(mean)."""
+
+    def sample(actor_params, obs, key):
+        mean, log_std = actor.apply(actor_params, obs)
+        return tanh_gaussian_sample(mean, log_std, key)
+
+    def policy(params, obs, key, deterministic=False):
+        if deterministic:
+            return jnp.tanh(actor.apply(params["actor"], obs)[0])
+        return sample(params["actor"], obs, key)[0]
+
+    return policy, sample
+
+
+def make_agent(env, config, buffer, init_learner: Callable, update: Callable, policy: Callable,
+               explore: Callable | None = None,
+               init_noise: Callable[[int], Any] = lambda n: ()) -> Agent:
     num_envs = config.num_envs
+    if explore is None:
+        def explore(params, obs, noise, key):
+            return policy(params, obs, key), noise
+
     action_dim = env.action_space.shape[0]
 
     def init(key):

@@ -27,10 +27,9 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, uniform_batch
+from pgzoo.algos.offpolicy import make_agent, squashed_gaussian_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.distributions import tanh_gaussian_sample
 from pgzoo.core.networks import ACTIVATIONS, QNetwork, SquashedGaussianActor
 from pgzoo.core.optim import soft_update
 
@@ -96,17 +95,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         targets = {"critic1": params["critic1"], "critic2": params["critic2"]}
         return params, Learner(targets, opt_state, log_alpha)
 
-    def sample(actor_params, obs, key):
-        mean, log_std = actor.apply(actor_params, obs)
-        return tanh_gaussian_sample(mean, log_std, key)
-
-    def policy(params, obs, key, deterministic=False):
-        if deterministic:
-            return jnp.tanh(actor.apply(params["actor"], obs)[0])
-        return sample(params["actor"], obs, key)[0]
-
-    def explore(params, obs, noise, key):
-        return policy(params, obs, key), noise
+    policy, sample = squashed_gaussian_policy(actor)
 
     def apply_grads(params, opt_state, grads):
         updates, opt_state = tx.update(grads, opt_state, params)
@@ -155,4 +144,4 @@ def make(config: Config, env, total_steps: int) -> Agent:
         stats.update(alpha=jnp.exp(log_alpha), entropy=-jnp.mean(log_prob), q_mean=jnp.mean(y))
         return params, Learner(targets, opt, log_alpha), buffer_state, stats
 
-    return make_agent(env, config, buffer, init_learner, explore, update, policy)
+    return make_agent(env, config, buffer, init_learner, update, policy)

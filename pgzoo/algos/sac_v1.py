@@ -24,10 +24,9 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, uniform_batch
+from pgzoo.algos.offpolicy import make_agent, squashed_gaussian_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.distributions import tanh_gaussian_sample
 from pgzoo.core.networks import ACTIVATIONS, QNetwork, SquashedGaussianActor, ValueNetwork
 from pgzoo.core.optim import soft_update
 
@@ -87,17 +86,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                   "critic2": critic.init(keys[3], obs, action)}
         return params, Learner(params["value"], {k: tx.init(v) for k, v in params.items()})
 
-    def sample(actor_params, obs, key):
-        mean, log_std = actor.apply(actor_params, obs)
-        return tanh_gaussian_sample(mean, log_std, key)
-
-    def policy(params, obs, key, deterministic=False):
-        if deterministic:
-            return jnp.tanh(actor.apply(params["actor"], obs)[0])
-        return sample(params["actor"], obs, key)[0]
-
-    def explore(params, obs, noise, key):
-        return policy(params, obs, key), noise
+    policy, sample = squashed_gaussian_policy(actor)
 
     def update(params, learner: Learner, buffer_state, key):
         sample_key, pi_key = jax.random.split(key)
@@ -134,4 +123,4 @@ def make(config: Config, env, total_steps: int) -> Agent:
         learner = Learner(soft_update(learner.target_value, params["value"], config.tau), opt)
         return params, learner, buffer_state, stats
 
-    return make_agent(env, config, buffer, init_learner, explore, update, policy)
+    return make_agent(env, config, buffer, init_learner, update, policy)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, uniform_batch
+from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
@@ -92,15 +92,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                   "critic2": critic.init(keys[2], obs, action)}
         return params, Learner(params, {k: tx.init(v) for k, v in params.items()}, jnp.int32(0))
 
-    def policy(params, obs, key, deterministic=False):
-        action = actor.apply(params["actor"], obs)
-        if deterministic:
-            return action
-        noise = config.exploration_noise * jax.random.normal(key, action.shape)
-        return jnp.clip(action + noise, -1.0, 1.0)
-
-    def explore(params, obs, noise, key):
-        return policy(params, obs, key), noise
+    policy = noisy_deterministic_policy(actor, config.exploration_noise)
 
     def update(params, learner: Learner, buffer_state, key):
         sample_key, noise_key = jax.random.split(key)
@@ -145,4 +137,4 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return (new_params, Learner(target_params, new_opt, learner.updates + 1), buffer_state,
                 stats)
 
-    return make_agent(env, config, buffer, init_learner, explore, update, policy)
+    return make_agent(env, config, buffer, init_learner, update, policy)
