@@ -93,7 +93,11 @@ class SeedGroups:
         if self._pool is None:
             state, buffer = self.chunk(states[0], n)
             return [state], jax.device_get(buffer)
-        results = list(self._pool.map(lambda s: jax.device_get(self.chunk(s, n)), states))
+        def run_group(s):
+            state, buffer = self.chunk(s, n)
+            return state, jax.device_get(buffer)  # the metrics only; the state stays on device
+
+        results = list(self._pool.map(run_group, states))
         buffer = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *[b for _, b in results])
         return [s for s, _ in results], buffer
 
