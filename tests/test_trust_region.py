@@ -166,7 +166,7 @@ def test_ppg_alternates_phases_as_configured():
     ("trpo", 60_000, {}, 300),
     ("npg", 100_000, {}, 300),
     ("acktr", 100_000, {}, 200),
-    ("ppg", 100_000, {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}, 150),
+    ("ppg", 150_000, {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}, 150),
 ])
 def test_learns_cartpole(tmp_path, algo, steps, overrides, threshold):
     run = pgzoo.train(algo, "CartPole-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",
