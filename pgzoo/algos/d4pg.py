@@ -69,7 +69,8 @@ class Config:
         cfg.unit_interval(self, "gamma", "tau", "priority_beta")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
         check(self.num_atoms >= 2 and self.v_max > self.v_min,
-                  "d4pg needs num_atoms >= 2 and v_max > v_min")
+              f"d4pg needs num_atoms >= 2 and v_max > v_min, got num_atoms={self.num_atoms}, "
+              f"v_min={self.v_min}, v_max={self.v_max}")
 
 
 class Learner(NamedTuple):
