@@ -6,6 +6,9 @@
     python benchmarks/offpolicy.py memory            # peak RSS, 1M buffer, HalfCheetah-v5
     python benchmarks/offpolicy.py halfcheetah       # 300k MuJoCo steps, 3 seeds (hours)
     python benchmarks/offpolicy.py NAME ...          # single experiments
+    ... --seeds 0,1                                  # other seeds than 0, 1, 2
+    ... --reuse                                      # keep finished bridged runs of the same
+                                                     # experiment in benchmarks/out (resumable)
 
 Results go to docs/benchmarks/offpolicy.json and plots to docs/benchmarks/.
 """
@@ -37,7 +40,7 @@ PENDULUM = {
 }
 HALFCHEETAH = {"td3": {"learning_starts": 10_000}, "sac": {"learning_starts": 10_000},
                "ddpg": {"learning_starts": 10_000},
-               "d4pg": {"learning_starts": 10_000, "v_min": -100.0, "v_max": 1000.0}}
+               "d4pg": {"learning_starts": 10_000, "v_min": -200.0, "v_max": 1200.0}}
 
 EXPERIMENTS.clear()
 for algo, (overrides, steps, target) in PENDULUM.items():
@@ -107,11 +110,20 @@ def memory() -> dict:
     return result
 
 
-def main(names: list[str]) -> None:
+def main(argv: list[str]) -> None:
+    seeds, reuse, names = (0, 1, 2), False, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--seeds":
+            seeds = tuple(int(s) for s in next(args).split(","))
+        elif arg == "--reuse":
+            reuse = True
+        else:
+            names.append(arg)
     groups = {"native": [n for n in EXPERIMENTS if n.endswith("_pendulum")],
               "bridge": [n for n in EXPERIMENTS if n.endswith("_pendulum_bridge")],
               "halfcheetah": [n for n in EXPERIMENTS if n.endswith("_halfcheetah")]}
-    expanded = [n for name in names for n in groups.get(name, [name])]
+    expanded = [n for name in names or ["native", "bridge"] for n in groups.get(name, [name])]
     path = DOCS / onpolicy.RESULTS_FILE
     for name in expanded:
         if name == "throughput":
@@ -119,11 +131,11 @@ def main(names: list[str]) -> None:
         elif name == "memory":
             result = memory()
         else:
-            result = onpolicy.run_experiment(name)
+            result = onpolicy.run_experiment(name, seeds, reuse)
         results = json.loads(path.read_text()) if path.exists() else {}
         results.update({"machine": machine(), name: result})
         path.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["native", "bridge"])
+    main(sys.argv[1:])

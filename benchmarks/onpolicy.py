@@ -16,7 +16,7 @@ import time
 import pgzoo
 from pgzoo.run.plot import plot_runs
 
-from common import DOCS, OUT, final_return, machine, steady_steps_per_second
+from common import DOCS, OUT, final_return, machine, read_metrics, steady_steps_per_second
 
 PENDULUM = dict(num_envs=4, num_steps=256, num_minibatches=16, update_epochs=10, gamma=0.9,
                 learning_rate=1e-3, ent_coef=0.0, normalize_obs=True)
@@ -48,28 +48,44 @@ def sets(overrides: dict) -> str:
     return " ".join(f"--set {k}={v}" for k, v in overrides.items())
 
 
-def run_experiment(name: str) -> dict:
+def finished(run_dir, algo: str, env: str, steps: int, overrides: dict) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly this experiment (``--reuse``)."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return False
+    meta = json.loads(path.read_text())
+    return (meta["status"] == "finished" and meta["algo"] == algo and meta["env"] == env
+            and meta["total_steps"] == steps
+            and all(meta["config"].get(k) == v for k, v in overrides.items()))
+
+
+def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
+    """Train ``name`` on ``seeds`` (JAX-native: at once; bridged: one after another). With
+    ``reuse``, bridged seeds whose run directory holds the same finished run are not retrained."""
     algo, env, steps, overrides, target = EXPERIMENTS[name]
     bridged = env.startswith("gymnasium:")
     dirs = []
     t0 = time.time()
-    for seed in range(3) if bridged else [0]:
+    for seed in seeds if bridged else [0]:
         run_dir = OUT / (f"{name}-seed{seed}" if bridged else name)
-        shutil.rmtree(run_dir, ignore_errors=True)
-        pgzoo.train(algo, env, steps, seed, seeds=1 if bridged else 3, run_dir=run_dir,
-                    progress=False, **overrides)
         dirs.append(run_dir)
+        if reuse and bridged and finished(run_dir, algo, env, steps, overrides):
+            continue
+        shutil.rmtree(run_dir, ignore_errors=True)
+        pgzoo.train(algo, env, steps, seed, seeds=1 if bridged else len(seeds), run_dir=run_dir,
+                    progress=False, **overrides)
     finals = ([final_return(d, 0, 20) for d in dirs] if bridged
-              else [final_return(dirs[0], s, 20) for s in range(3)])
+              else [final_return(dirs[0], s, 20) for s in range(len(seeds))])
     evals = []
     for d in dirs:
         evals += [s["mean_return"] for s in json.loads((d / "eval.json").read_text())["per_seed"]]
-    seed_flag = "--seed S (S = 0, 1, 2)" if bridged else "--seeds 3"
+    seed_list = ", ".join(map(str, seeds))
+    seed_flag = f"--seed S (S = {seed_list})" if bridged else f"--seeds {len(seeds)}"
     result = {"command": f"pgzoo train {algo} --env {env} --steps {steps} {seed_flag} "
                          f"{sets(overrides)}".strip(),
               "target": target, "final_return": [round(f, 1) for f in finals],
               "eval_mean_return": [round(e, 1) for e in evals],
-              "seconds": round(time.time() - t0, 1)}
+              "seconds": round(sum(read_metrics(d)[-1]["wall_time"] for d in dirs), 1)}
     plot_runs(dirs, DOCS / f"{name}.png", f"{algo} on {env} ({name})")
     print(name, result, flush=True)
     return result

@@ -141,7 +141,7 @@ def test_d4pg_sets_priorities_from_the_critic_loss():
     ("sac_v1", 8000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -600),
     ("d4pg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000, v_min=-1630.0, v_max=0.0),
      -400),
-    ("dpg", 100_000, {}, -1000),
+    ("dpg", 60_000, {}, -500),
 ])
 def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
     run = pgzoo.train(algo, "Pendulum-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",

@@ -49,14 +49,14 @@ class Config:
     actor_learning_rate: float = 1e-4
     critic_learning_rate: float = 1e-3
     gamma: float = 0.9  # online updates on Pendulum-v1 learned with 0.9, not with 0.95 or 0.99
-    exploration_noise: float = 0.2  # sigma of the Gaussian behaviour policy
+    exploration_noise: float = 0.4  # sigma of the Gaussian behaviour policy (0.2, 0.3 learned less)
     critic: str = "compatible"  # Silver et al. 2014's COPDAC form (see the docstring), or "mlp"
     updates_per_step: int = 1  # gradient steps on each step's N transitions (no memory kept)
     block_size: int = 50  # environment steps per State step (only sets the iteration length)
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     normalize_obs: bool = False
-    normalize_reward: bool = False
+    normalize_reward: bool = True  # without it Pendulum-v1 reached only -450 to -530 in 200k
 
     def __post_init__(self):
         cfg.positive(self, "num_envs", "actor_learning_rate", "critic_learning_rate",
