@@ -139,8 +139,7 @@ def test_d4pg_sets_priorities_from_the_critic_loss():
     ("ddpg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000), -400),
     ("sac", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -400),
     ("sac_v1", 8000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -600),
-    ("d4pg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000, v_min=-1630.0, v_max=0.0),
-     -400),
+    ("d4pg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000), -400),
     ("dpg", 60_000, {}, -500),
 ])
 def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
