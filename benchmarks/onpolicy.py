@@ -14,6 +14,9 @@ import sys
 import time
 
 import pgzoo
+from pgzoo import algos
+from pgzoo.core import config as cfg
+from pgzoo.envs.registry import resolve
 from pgzoo.run.plot import plot_runs
 
 from common import DOCS, OUT, final_return, machine, read_metrics, steady_steps_per_second
@@ -48,20 +51,23 @@ def sets(overrides: dict) -> str:
     return " ".join(f"--set {k}={v}" for k, v in overrides.items())
 
 
-def finished(run_dir, algo: str, env: str, steps: int, overrides: dict) -> bool:
-    """Whether ``run_dir`` holds a finished run of exactly this experiment (``--reuse``)."""
+def finished(run_dir, algo: str, env: str, steps: int, seeds: int, overrides: dict) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly this experiment, with today's defaults
+    (``--reuse``)."""
     path = run_dir / "config.json"
     if not path.exists():
         return False
     meta = json.loads(path.read_text())
-    return (meta["status"] == "finished" and meta["algo"] == algo and meta["env"] == env
-            and meta["total_steps"] == steps
-            and all(meta["config"].get(k) == v for k, v in overrides.items()))
+    config = cfg.to_dict(cfg.build(algos.get(algo).Config, overrides, algo))
+    same_env = resolve(meta["env"]) == resolve(env)
+    return (meta["status"] == "finished" and meta["algo"] == algo and same_env
+            and meta["total_steps"] == steps and meta["seeds"] == seeds
+            and json.loads(json.dumps(config)) == meta["config"])
 
 
 def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
     """Train ``name`` on ``seeds`` (JAX-native: at once; bridged: one after another). With
-    ``reuse``, bridged seeds whose run directory holds the same finished run are not retrained."""
+    ``reuse``, run directories that hold the same finished run are not retrained."""
     algo, env, steps, overrides, target = EXPERIMENTS[name]
     bridged = env.startswith("gymnasium:")
     dirs = []
@@ -69,10 +75,11 @@ def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
     for seed in seeds if bridged else [0]:
         run_dir = OUT / (f"{name}-seed{seed}" if bridged else name)
         dirs.append(run_dir)
-        if reuse and bridged and finished(run_dir, algo, env, steps, overrides):
+        num_seeds = 1 if bridged else len(seeds)
+        if reuse and finished(run_dir, algo, env, steps, num_seeds, overrides):
             continue
         shutil.rmtree(run_dir, ignore_errors=True)
-        pgzoo.train(algo, env, steps, seed, seeds=1 if bridged else len(seeds), run_dir=run_dir,
+        pgzoo.train(algo, env, steps, seed, seeds=num_seeds, run_dir=run_dir,
                     progress=False, **overrides)
     finals = ([final_return(d, 0, 20) for d in dirs] if bridged
               else [final_return(dirs[0], s, 20) for s in range(len(seeds))])
