@@ -7,8 +7,8 @@
     python benchmarks/offpolicy.py halfcheetah       # 300k MuJoCo steps, 3 seeds (hours)
     python benchmarks/offpolicy.py NAME ...          # single experiments
     ... --seeds 0,1                                  # other seeds than 0, 1, 2
-    ... --reuse                                      # keep finished bridged runs of the same
-                                                     # experiment in benchmarks/out (resumable)
+    ... --reuse                                      # keep runs in benchmarks/out that finished
+                                                     # with the same settings (resumable)
 
 Results go to docs/benchmarks/offpolicy.json and plots to docs/benchmarks/.
 """

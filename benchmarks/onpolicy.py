@@ -71,7 +71,6 @@ def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
     algo, env, steps, overrides, target = EXPERIMENTS[name]
     bridged = env.startswith("gymnasium:")
     dirs = []
-    t0 = time.time()
     for seed in seeds if bridged else [0]:
         run_dir = OUT / (f"{name}-seed{seed}" if bridged else name)
         dirs.append(run_dir)
