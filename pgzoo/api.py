@@ -31,7 +31,7 @@ class Run:
     @property
     def params(self):
         """Final parameters (with a leading seed axis on JAX-native environments)."""
-        return self.state.params
+        return self.experiment.params(self.state)
 
     @property
     def metrics(self) -> list[dict[str, Any]]:
@@ -42,8 +42,8 @@ class Run:
         return self.summary.get("eval")
 
     def policy(self, seed: int = 0) -> Policy:
-        if not 0 <= seed < self.experiment.num_seeds:
-            raise PgzooError(f"seed index must be in [0, {self.experiment.num_seeds - 1}]")
+        if not 0 <= seed < self.experiment.members:
+            raise PgzooError(f"seed index must be in [0, {self.experiment.members - 1}]")
         return self.experiment.policy(self.state, seed)
 
     def __repr__(self) -> str:
@@ -52,6 +52,17 @@ class Run:
 
 def _progress(progress: bool | None) -> bool:
     return sys.stderr.isatty() if progress is None else progress
+
+
+# The drivers an algorithm's contract can name (``Algorithm.driver``).
+DRIVERS = {"compiled": trainer.train}
+
+
+def _driver(exp: Experiment):
+    if exp.algorithm.driver not in DRIVERS:
+        raise PgzooError(f"{exp.algo} runs on the {exp.algorithm.driver!r} driver, which this "
+                         f"installation lacks; available: {', '.join(DRIVERS)}")
+    return DRIVERS[exp.algorithm.driver]
 
 
 def train(algo: str = "ppo", env: str = "CartPole-v1", total_steps: int | None = None,
@@ -68,8 +79,8 @@ def train(algo: str = "ppo", env: str = "CartPole-v1", total_steps: int | None =
             raise PgzooError(f"{path} already holds a run; continue it with resume() / --resume, "
                              "or choose a new directory")
         path.mkdir(parents=True, exist_ok=True)
-    state, summary = trainer.train(exp, path, progress=_progress(progress),
-                                   tensorboard=tensorboard, eval_episodes=eval_episodes)
+    state, summary = _driver(exp)(exp, path, progress=_progress(progress),
+                                  tensorboard=tensorboard, eval_episodes=eval_episodes)
     return Run(exp, path, state, summary)
 
 
@@ -88,8 +99,8 @@ def resume(run_dir: str | Path, total_steps: int | None = None, *, progress: boo
     path = Path(run_dir)
     exp = _experiment_from(path, total_steps)
     checkpoint.read_meta(path / rundir.CHECKPOINTS)
-    state, summary = trainer.train(exp, path, resume=True, progress=_progress(progress),
-                                   tensorboard=tensorboard, eval_episodes=eval_episodes)
+    state, summary = _driver(exp)(exp, path, resume=True, progress=_progress(progress),
+                                  tensorboard=tensorboard, eval_episodes=eval_episodes)
     return Run(exp, path, state, summary)
 
 
@@ -97,7 +108,7 @@ def load(run_dir: str | Path, seed: int = 0) -> Policy:
     """The policy of seed index ``seed`` from the last checkpoint of ``run_dir``."""
     path = Path(run_dir)
     exp = _experiment_from(path)
-    if not 0 <= seed < exp.num_seeds:
-        raise PgzooError(f"seed index must be in [0, {exp.num_seeds - 1}] for {path}")
+    if not 0 <= seed < exp.members:
+        raise PgzooError(f"seed index must be in [0, {exp.members - 1}] for {path}")
     state, _ = checkpoint.load(path / rundir.CHECKPOINTS, exp.template())
     return exp.policy(state, seed)

@@ -27,8 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an algorithm on an environment")
     t.add_argument("algo", nargs="?", help="algorithm name (see `pgzoo list`)")
     t.add_argument("--env", default=None,
-                   help="environment spec (default CartPole-v1; Pendulum-v1 for continuous-only "
-                        "algorithms)")
+                   help="environment spec (default: the algorithm's default environment, shown by "
+                        "`pgzoo list`)")
     t.add_argument("--steps", type=int, default=None, help="total environment steps per seed")
     t.add_argument("--seed", type=int, default=0, help="base seed (seed i uses seed + i)")
     t.add_argument("--seeds", type=int, default=1, help="train K seeds at once (JAX-native envs)")
@@ -85,7 +85,7 @@ def _train(args) -> int:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
         from pgzoo import algos
 
-        default_env = getattr(algos.get(args.algo), "DEFAULT_ENV", "CartPole-v1")
+        default_env = algos.get(args.algo).default_env
         run = pgzoo.train(args.algo, args.env or default_env, args.steps, args.seed,
                           seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
@@ -125,10 +125,10 @@ def _plot(args) -> int:
 def _list(_args) -> int:
     from pgzoo import algos, envs
 
-    print("algorithms (name: action spaces):")
-    for name, module in algos.ALGORITHMS.items():
-        doc = (module.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<14} {', '.join(module.ACTION_SPACES):<22} {doc}")
+    print("algorithms (name, action spaces, default environment):")
+    for name, algorithm in algos.ALGORITHMS.items():
+        print(f"  {name:<14} {', '.join(algorithm.action_spaces):<22} "
+              f"{algorithm.default_env:<13} {algorithm.summary}")
     print("planned, not implemented yet: " + ", ".join(algos.PLANNED))
     print("environment backends:")
     for name, text in envs.BACKENDS.items():

@@ -118,3 +118,79 @@ class TwoArmedBandit:
 
     def normalize_obs(self, state, obs):
         return obs
+
+
+class Countdown:
+    """A JAX-native, deterministic chain on pgzoo's protocol. Environment i's episodes last
+    ``lengths[i]`` steps and end terminated, or truncated where ``truncated[i]``. Observation
+    [i, episode number, t]: every step of a run has its own. Step t of episode e earns
+    ``reward(e, t)`` whatever the action (Discrete(2)); the state logs every action it receives,
+    ``actions(env_state)[s, i]`` being environment i's action at its step s of the run."""
+
+    jax_native = True
+    spec = "test:Countdown"
+    max_episode_steps = None
+
+    def __init__(self, lengths=(7, 12, 4), truncated=(False, True, False), log_size=512):
+        import jax.numpy as jnp
+
+        from pgzoo.envs import Box, Discrete
+
+        self.num_envs = len(lengths)
+        self.lengths = jnp.asarray(lengths, jnp.int32)
+        self.truncates = jnp.asarray(truncated, bool)
+        self.observation_space = Box(np.zeros(3), np.full(3, 1000.0))
+        self.action_space = Discrete(2)
+        self.log_size = log_size
+
+    @staticmethod
+    def reward(episode, t):
+        return 1.0 + 0.1 * t + episode
+
+    @staticmethod
+    def actions(env_state):
+        """The action log of an (EpisodeStatistics-wrapped) Countdown's state."""
+        return env_state.inner[3]
+
+    @property
+    def unwrapped(self):
+        return self
+
+    def _obs(self, episode, t):
+        import jax.numpy as jnp
+
+        return jnp.stack([jnp.arange(self.num_envs), episode, t], -1).astype(jnp.float32)
+
+    def reset(self, key):
+        import jax.numpy as jnp
+
+        from pgzoo.envs import TimeStep
+
+        n = self.num_envs
+        zeros = jnp.zeros(n, jnp.int32)
+        state = (zeros, zeros, jnp.zeros((), jnp.int32), jnp.zeros((self.log_size, n), jnp.int32))
+        obs = self._obs(zeros, zeros)
+        false = jnp.zeros(n, bool)
+        return state, TimeStep(obs, jnp.zeros(n, jnp.float32), false, false, obs, {})
+
+    def step(self, state, action, key):
+        import jax.numpy as jnp
+
+        from pgzoo.envs import TimeStep
+
+        episode, t, count, log = state
+        log = log.at[count].set(action.astype(jnp.int32))
+        reward = self.reward(episode, t).astype(jnp.float32)
+        t = t + 1
+        done = t >= self.lengths
+        final_obs = self._obs(episode, t)
+        episode, t = jnp.where(done, episode + 1, episode), jnp.where(done, 0, t)
+        return (episode, t, count + 1, log), TimeStep(
+            self._obs(episode, t), reward, done & ~self.truncates, done & self.truncates,
+            final_obs, {})
+
+    def resume(self, state, key):
+        return self.reset(key)
+
+    def normalize_obs(self, state, obs):
+        return obs

@@ -10,7 +10,7 @@ from pgzoo.envs.wrappers import EpisodeStatistics
 from pgzoo.errors import PgzooError
 from pgzoo.run.experiment import build
 
-from envs_for_tests import TwoArmedBandit
+from envs_for_tests import Countdown, TwoArmedBandit
 
 FAMILY = ["reinforce", "actor_critic", "a2c", "vpg"]
 SMALL = {
@@ -153,12 +153,139 @@ def test_a2c_returns_are_n_step_returns():
     assert a2c.Config().gae_lambda == 1.0 and a2c.Config().num_steps == 5
 
 
-def test_reinforce_uses_only_completed_episodes():
-    from pgzoo.core.returns import complete_mask
+def _countdown_schedule(lengths, truncated, num_steps, iterations, capacity, gamma,
+                        final_value=lambda i, e: 0.0):
+    """Brute force for a Countdown run of ``iterations`` rollouts of ``num_steps`` steps, with a
+    carry of ``capacity`` steps: for every step (i, e, t), the iteration that uses it (None: not
+    yet), the iteration that drops it (None: never) and its Monte-Carlo return G_t, bootstrapped
+    with gamma * final_value(i, e) at a truncation."""
+    total = num_steps * iterations
+    ends_of_iterations = np.arange(1, iterations + 1) * num_steps - 1
+    steps = {}
+    for i, (length, trunc) in enumerate(zip(lengths, truncated)):
+        for s in range(total):
+            e, t = divmod(s, length)
+            end = (e + 1) * length - 1  # the episode's last step
+            # Carried past the end of an iteration b while its episode runs, a step is dropped
+            # once more than ``capacity`` later steps of its episode have been collected.
+            drops = [k for k, b in enumerate(ends_of_iterations) if s + capacity <= b < end]
+            dropped = drops[0] if drops else None
+            used = end // num_steps if end < total and dropped is None else None
+            rewards = [Countdown.reward(e, k) for k in range(t, length)]
+            g = sum(gamma ** j * r for j, r in enumerate(rewards))
+            if trunc:
+                g += gamma ** (length - t) * final_value(i, e)
+            steps[(i, e, t)] = dict(s=s, used=used, dropped=dropped, G=g)
+    return steps
 
-    dones = jnp.array([[0, 0], [1, 0], [0, 0], [0, 1], [0, 0]], bool)
-    np.testing.assert_array_equal(complete_mask(dones),
-                                  [[1, 1], [1, 1], [0, 1], [0, 1], [0, 0]])
+
+@pytest.mark.parametrize("capacity", [11, 4])
+def test_reinforce_carries_unfinished_episodes_and_uses_every_step_once(capacity):
+    """Episodes of 7, 12 and 4 steps, rollouts of 5: over 12 iterations every step is used
+    exactly once, in the iteration its episode ends, with its Monte-Carlo return (a truncated
+    episode bootstrapped from V = 10); the steps of unfinished episodes are carried. With a carry
+    of 11 steps (episodes up to 12 steps) nothing is dropped; with 4, the oldest steps of the
+    longer episodes are dropped and counted."""
+    from pgzoo.core.returns import bootstrap_truncated
+    from pgzoo.core.rollout import rollout
+
+    num_steps, iterations, gamma, n = 5, 12, 0.9, 3
+    env = EpisodeStatistics(Countdown())
+    env_state, ts = env.reset(jax.random.PRNGKey(0))
+    obs = ts.obs
+    pending = reinforce.Pending(jnp.zeros((capacity, n, 3)), jnp.zeros((capacity, n), jnp.int32),
+                                jnp.zeros((capacity, n)), jnp.zeros((capacity, n), jnp.int32),
+                                jnp.zeros((capacity, n), bool))
+    act = lambda o, k: (jnp.zeros(n, jnp.int32), ())  # noqa: E731
+    uses, drops = {}, []
+    for k in range(iterations):
+        env_state, obs, traj = rollout(env, env_state, obs, jax.random.PRNGKey(k), act, num_steps)
+        rewards = bootstrap_truncated(traj.reward, traj.truncated, jnp.full((num_steps, n), 10.0),
+                                      gamma)
+        batch, pending, dropped = reinforce.monte_carlo_batch(
+            pending, traj.obs, traj.action, rewards, traj.done,
+            traj.info["episode_length"] - 1, gamma)
+        drops.append(int(dropped))
+        for row, col in zip(*np.nonzero(np.asarray(batch.used))):
+            i, e, t = (int(x) for x in batch.obs[row, col])
+            assert int(batch.t[row, col]) == t
+            uses.setdefault((i, e, t), []).append((k, float(batch.returns[row, col])))
+    carried = {tuple(int(x) for x in pending.obs[row, col])
+               for row, col in zip(*np.nonzero(np.asarray(pending.valid)))}
+
+    expected = _countdown_schedule((7, 12, 4), (False, True, False), num_steps, iterations,
+                                   capacity, gamma, final_value=lambda i, e: 10.0)
+    for step, x in expected.items():
+        if x["used"] is None:
+            assert step not in uses, step
+            assert (step in carried) == (x["dropped"] is None), step
+        else:
+            ((k, g),) = uses[step]  # used exactly once
+            assert k == x["used"], step
+            assert g == pytest.approx(x["G"], rel=1e-5), step
+    assert set(uses) <= set(expected)
+    assert drops == [sum(x["dropped"] == k for x in expected.values()) for k in range(iterations)]
+    assert (sum(drops) == 0) == (capacity == 11)
+
+
+@pytest.mark.parametrize("baseline, discount_gradient, max_episode_steps", [
+    (False, False, 12), (True, True, 12), (True, False, 5)])
+def test_reinforce_update_is_the_monte_carlo_gradient_of_the_steps_it_uses(
+        baseline, discount_gradient, max_episode_steps):
+    """Each iteration's policy update (plain SGD) must equal
+    (1 / N T) sum_{steps used} gamma^t (G_t - b(S_t)) grad ln pi(A_t|S_t), brute-forced from the
+    known episodes of Countdown and the actions it logged, with carried steps included."""
+    from pgzoo.core.distributions import policy_head
+    from pgzoo.core.networks import PolicyNetwork, ValueNetwork
+
+    num_steps, iterations, n, lr = 5, 10, 3, 0.01
+    env = EpisodeStatistics(Countdown())
+    config = reinforce.Config(num_envs=n, num_steps=num_steps, baseline=baseline,
+                              discount_gradient=discount_gradient, optimizer="sgd",
+                              learning_rate=lr, value_learning_rate=lr, hidden_sizes=(8,),
+                              gamma=0.9, max_episode_steps=max_episode_steps)
+    agent = reinforce.make(config, env, 10_000)
+    state = agent.init(jax.random.PRNGKey(0))
+    step = jax.jit(agent.step)
+    params, metrics = [], []
+    for _ in range(iterations):
+        params.append(state.params)
+        state, m = step(state)
+        metrics.append(m)
+    actions = np.asarray(Countdown.actions(state.env_state))
+    pi = PolicyNetwork(policy_head(env.action_space), (8,), "tanh", 1)
+    vf = ValueNetwork((8,), "tanh", 1)
+
+    for k in range(iterations):
+        w = params[k]["value"]
+        V = lambda o: float(vf.apply(w, jnp.asarray(o, jnp.float32)[None])[0])  # noqa: E731
+        length = (7, 12, 4)
+        expected = _countdown_schedule(
+            length, (False, True, False), num_steps, iterations, max_episode_steps - 1, 0.9,
+            final_value=(lambda i, e: V([i, e, length[i]])) if baseline else (lambda i, e: 0.0))
+        used = [(step, x) for step, x in expected.items() if x["used"] == k]
+        assert float(metrics[k]["steps_used"]) == len(used)
+        assert float(metrics[k]["steps_dropped"]) == sum(x["dropped"] == k
+                                                         for x in expected.values())
+        obs = np.array([step for step, _ in used], np.float32)
+        action = np.array([actions[x["s"], step[0]] for step, x in used])
+        advantage = np.array([x["G"] - (V(step) if baseline else 0.0) for step, x in used])
+        weight = 0.9 ** obs[:, 2] if discount_gradient else np.ones(len(used))
+
+        def objective(theta):
+            logits = pi.apply(theta, jnp.asarray(obs))
+            log_prob = jax.nn.log_softmax(logits)[jnp.arange(len(used)), action]
+            return jnp.sum(weight * advantage * log_prob) / (n * num_steps)
+
+        exact = jax.grad(objective)(params[k]["policy"])
+        moved = jax.tree.map(lambda a, b: (a - b) / lr, params[k + 1]["policy"]
+                             if k + 1 < iterations else state.params["policy"],
+                             params[k]["policy"])
+        for a, b in zip(jax.tree.leaves(moved), jax.tree.leaves(exact)):
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    carried = float(metrics[-1]["steps_carried"])
+    total = sum(float(m["steps_used"]) + float(m["steps_dropped"]) for m in metrics)
+    assert total + carried == iterations * n * num_steps
 
 
 # --- learning ----------------------------------------------------------------------------------

@@ -85,6 +85,35 @@ def test_learning_rate_anneals_to_zero():
     np.testing.assert_allclose(lrs, [2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4], rtol=1e-5)
 
 
+def test_target_kl_skipping_epochs_does_not_stall_the_annealing():
+    # Epochs skipped at a tiny target_kl apply no optimiser update; the schedule counts
+    # iterations, so the learning rate logged (and used) still follows alpha (1 - k / K).
+    exp = build("ppo", "CartPole-v1", total_steps=4 * 512,
+                overrides=dict(target_kl=1e-9, update_epochs=4))
+    state, step, lrs = exp.init_state(), jax.jit(exp.step), []
+    for _ in range(4):
+        state, m = step(state)
+        assert int(m["epochs"][0]) < 4
+        lrs.append(float(m["learning_rate"][0]))
+    np.testing.assert_allclose(lrs, [2.5e-4, 1.875e-4, 1.25e-4, 0.625e-4], rtol=1e-5)
+
+
+def test_the_logged_learning_rate_is_the_one_used():
+    # One epoch of one minibatch from a fresh Adam state: the first Adam direction has
+    # |m_hat / (sqrt(v_hat) + eps)| ~ 1 for each coordinate with a non-negligible gradient, so
+    # the largest parameter change equals the learning rate.
+    exp = build("ppo", "CartPole-v1", total_steps=8 * 512,
+                overrides=dict(update_epochs=1, num_minibatches=1, max_grad_norm=1e9))
+    state, step = exp.init_state(), jax.jit(exp.step)
+    for _ in range(3):  # iteration 3: Adam's state is no longer fresh; compare iteration 0
+        before = state.params
+        state, m = step(state)
+        if _ == 0:
+            change = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+                         zip(jax.tree.leaves(state.params), jax.tree.leaves(before)))
+            np.testing.assert_allclose(change, float(m["learning_rate"][0]), rtol=1e-3)
+
+
 def test_ppo_learns_cartpole(tmp_path):
     # Fixed seed and budget: 100k steps of CleanRL's settings take about 5 s here.
     run = pgzoo.train("ppo", "CartPole-v1", total_steps=100_000, seed=0, run_dir=tmp_path / "r",

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pgzoo
-from pgzoo.algos import acktr, ppg, trpo
+from pgzoo.algos import acktr, npg, ppg, trpo
 from pgzoo.core.distributions import policy_head
 from pgzoo.core.networks import ActorCritic
 from pgzoo.envs.spaces import Discrete
@@ -136,6 +136,131 @@ def test_acktr_trust_region_bounds_the_step():
     assert large / small == pytest.approx(10.0, rel=0.05)
 
 
+def _tiny_acktr_problem(space, stats_decay=0.99, batch_size=32, seed=0):
+    config = acktr.Config(hidden_sizes=(8,), momentum=0.0, stats_decay=stats_decay)
+    model = ActorCritic(policy_head(space), config.hidden_sizes, config.activation)
+    k_obs, k_act, k_adv, k_ret = jax.random.split(jax.random.PRNGKey(seed), 4)
+    obs = jax.random.normal(k_obs, (batch_size, 3))
+    if isinstance(space, Discrete):
+        action = jnp.arange(batch_size) % space.n
+    else:
+        action = jax.random.normal(k_act, (batch_size,) + space.shape)
+    batch = (obs, action, jax.random.normal(k_adv, (batch_size,)),
+             jax.random.normal(k_ret, (batch_size,)))
+    return config, model, batch
+
+
+def _only(tree, name, key):
+    """A random vector shaped like ``tree``, zero outside the leaves whose path contains name."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    return jax.tree_util.tree_unflatten(treedef, [
+        jax.random.normal(jax.random.fold_in(key, i), x.shape)
+        if name in jax.tree_util.keystr(path) else jnp.zeros_like(x)
+        for i, (path, x) in enumerate(leaves)])
+
+
+def test_acktr_kfac_curvature_of_the_heads_is_the_fisher_of_the_loss():
+    """The K-FAC block of each output layer is exact when the output's Fisher is the same for
+    every example: E[a a^T] (x) diag(1/sigma^2) for the Gaussian mean, E[a a^T] (x) c_v for the
+    critic. So, with the exact Fisher (no sampling), K-FAC's curvature times a vector on those
+    layers equals the Hessian of -ln pi(a|s) (a Gaussian with sigma = 0.5 and 2 here, not 1) and of
+    c_v (R - V)^2 / 2 (curvature c_v, not 2 c_v). Its diagonal block for the state-independent
+    log sigma is the Gaussian's Fisher in log sigma, E[(eps^2 - 1)^2] = 2 per dimension, estimated
+    from sampled gradients."""
+    from pgzoo.core.distributions import distribution
+    from pgzoo.core.kfac import kfac_jax
+    from pgzoo.envs.spaces import Box
+
+    config, model, batch = _tiny_acktr_problem(Box(-np.ones(2), np.ones(2)))
+    obs, action, _, returns = batch
+    key = jax.random.PRNGKey(0)
+    params = model.init(key, obs)
+    params["params"]["policy_head"]["log_std"] = jnp.log(jnp.array([0.5, 2.0]))
+    loss_fn = acktr.a2c_loss(model, config)
+    estimator = kfac_jax.BlockDiagonalCurvature(func=lambda p, b: loss_fn(p, b)[0])
+    empty = estimator.init(key, (params, batch), None, None)
+
+    def update(state, rng, mode, ema_old):
+        return estimator.update_curvature_matrix_estimate(
+            state, ema_old=ema_old, ema_new=1.0, identity_weight=0.0, batch_size=obs.shape[0],
+            rng=rng, func_args=(params, batch), estimation_mode=mode)
+
+    def curvature_times(state, v):
+        return estimator.multiply(state, v, identity_weight=0.0, exact_power=True,
+                                  use_cached=False, pmap_axis_name=None)
+
+    def policy_nll(p):
+        return -jnp.mean(distribution(model.apply(p, obs)[0]).log_prob(action))
+
+    def value_loss(p):
+        return config.vf_coef * 0.5 * jnp.mean((returns - model.apply(p, obs)[1]) ** 2)
+
+    exact = update(empty, key, "fisher_exact", 0.0)
+    for layer, loss in [("policy_head']['Dense_0", policy_nll), ("value_head", value_loss)]:
+        v = _only(params, layer, key)
+        hessian_v = jax.jvp(jax.grad(loss), (params,), (v,))[1]
+        kfac_v = curvature_times(exact, v)
+        for path, got in jax.tree_util.tree_flatten_with_path(kfac_v)[0]:
+            if layer in jax.tree_util.keystr(path):
+                want = hessian_v
+                for k in path:
+                    want = want[k.key]
+                np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=layer)
+
+    # log sigma: a running average (ema_old = 1) of 1000 sampled estimates
+    sampled = jax.lax.fori_loop(
+        0, 1000, lambda i, s: update(s, jax.random.fold_in(key, i), "fisher_gradients", 1.0),
+        empty)
+    v = _only(params, "log_std", key)
+    fisher = (curvature_times(sampled, v)["params"]["policy_head"]["log_std"]
+              / v["params"]["policy_head"]["log_std"])
+    np.testing.assert_allclose(fisher, [2.0, 2.0], rtol=0.15)
+
+
+def test_acktr_kronecker_factors_keep_stats_decay_of_the_old_estimate():
+    """Two optimizer steps on batches x1, x2: the first layers' input factor A = E[[x,1][x,1]^T]
+    (independent of the parameters) is kfac-jax's bias-corrected running average with the old
+    estimate weighted by stats_decay: (d A(x1) + A(x2)) / (d + 1)."""
+    decay = 0.9
+    config, model, b1 = _tiny_acktr_problem(Discrete(3), stats_decay=decay, seed=1)
+    _, _, b2 = _tiny_acktr_problem(Discrete(3), stats_decay=decay, seed=2)
+    key = jax.random.PRNGKey(0)
+    optimizer = acktr.kfac_optimizer(acktr.a2c_loss(model, config), config)
+    params = model.init(key, b1[0])
+    state = optimizer.init(params, key, b1)
+    step = jax.jit(lambda p, s, b: optimizer.step(
+        p, s, key, batch=b, learning_rate=jnp.asarray(0.25), momentum=jnp.asarray(0.0),
+        damping=jnp.asarray(config.damping), global_step_int=1)[:2])
+    for b in (b1, b2):
+        params, state = step(params, state, b)
+
+    def input_factor(b):
+        x = jnp.concatenate([b[0], jnp.ones((b[0].shape[0], 1))], axis=1)
+        return x.T @ x / x.shape[0]
+
+    expected = (decay * input_factor(b1) + input_factor(b2)) / (decay + 1.0)
+    first_layers = [s.factors[0] for s in state.estimator_state.blocks_states
+                    if s.factors[0].value.shape == expected.shape]
+    assert len(first_layers) == 2  # the actor's and the critic's torso
+    for factor in first_layers:
+        np.testing.assert_allclose(factor.value, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_acktr_log_std_stays_sane_on_pendulum():
+    """Symptom of a log sigma without curvature (stepped by grad / damping): it ran to +-10."""
+    exp = build("acktr", "Pendulum-v1", total_steps=100_000)
+    state = exp.init_state()
+    step = jax.jit(exp.step) if exp.vmapped else exp.step
+    largest = 0.0
+    for _ in range(100):
+        state, _ = step(state)
+        log_std = [x for path, x in jax.tree_util.tree_flatten_with_path(state.params)[0]
+                   if "log_std" in jax.tree_util.keystr(path)]
+        assert log_std
+        largest = max([largest] + [float(jnp.max(jnp.abs(x))) for x in log_std])
+    assert largest < 3.0, largest
+
+
 def test_acktr_seeds_are_not_vmapped_together():
     from pgzoo.run.trainer import seed_groups
     exp = build("acktr", "CartPole-v1", total_steps=10_000, num_seeds=3)
@@ -177,5 +302,29 @@ def test_learns_cartpole(tmp_path, algo, steps, overrides, threshold):
 def test_configs_reject_bad_values():
     with pytest.raises(PgzooError, match="max_kl must be > 0"):
         trpo.Config(max_kl=0.0)
+    with pytest.raises(PgzooError, match="line_search_steps must be > 0"):
+        trpo.Config(line_search_steps=0)
+    with pytest.raises(PgzooError, match="max_kl must be > 0"):
+        npg.Config(max_kl=0.0)
+
+
+def test_npg_has_no_line_search_settings():
+    from pgzoo.core import config as cfg
+
+    with pytest.raises(PgzooError, match="line_search_shrink"):
+        cfg.build(npg.Config, {"line_search_shrink": 0.5}, "npg")
+
+
+def test_npg_and_trpo_share_the_loop_not_each_other():
+    import ast
+    import inspect
+
+    for module, other in ((npg, "trpo"), (trpo, "npg")):
+        tree = ast.parse(inspect.getsource(module))
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    for a in n.names} | {n.module for n in ast.walk(tree)
+                                         if isinstance(n, ast.ImportFrom)}
+        assert other not in imported and f"pgzoo.algos.{other}" not in imported, module
+        assert "pgzoo.algos.loops" in imported
     with pytest.raises(PgzooError, match="aux_num_minibatches must divide"):
         ppg.Config(aux_num_minibatches=7)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
@@ -31,8 +31,6 @@ from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 500_000  # rl-baselines3-zoo, a2c.yml, CartPole-v1
 
 
 @dataclass(frozen=True)
@@ -133,3 +131,11 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, opt_state, env_state, obs, key, state.iteration + 1), metrics
 
     return Agent(init, step, policy, batch)
+
+
+ALGORITHM = Algorithm(
+    name="a2c", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=500_000,  # rl-baselines3-zoo, a2c.yml, CartPole-v1
+    hyperparameters=("learning_rate", "ent_coef", "vf_coef"),
+)

@@ -9,10 +9,21 @@ approximated by K-FAC, for the actor and the critic alike. N environments step n
 K-FAC (Martens & Grosse 2015): for each dense layer with input a and pre-activation gradient g,
 the layer's block of the Fisher F = E[\nabla \ln p \nabla \ln p^T] is approximated as
 A \otimes G with A = E[a a^T], G = E[g g^T], where the gradients come from outputs *sampled* from
-the model's predictive distributions: the policy \pi_\theta(.|s) and, for the critic, a Gaussian
-N(V_w(s), 1/2) (so that its log-likelihood is the squared error). A and G are running averages
-(decay ``stats_decay``); F^{-1} \nabla L is applied block by block as G^{-1} (\nabla_W L) A^{-1},
-each factor damped by ``damping``.
+the model's predictive distributions:
+
+- a softmax policy: the categorical \pi_\theta(.|s);
+- a Gaussian policy N(\mu_\theta(s), diag \sigma^2), \sigma = exp(log \sigma) a state-independent
+  parameter: its Fisher in (\mu, log \sigma) is diag(1/\sigma^2, 2), registered as N(\mu/\sigma, 1)
+  (\sigma held constant) and N(log \sigma, 1/2), so the mean layer's G carries the 1/\sigma^2, and
+  log \sigma, in no dense layer, gets kfac-jax's diagonal block E[g^2] (2 per dimension in
+  expectation);
+- the critic: N(V_w(s), 1) with weight c_v, whose negative log-likelihood c_v (R - V)^2 / 2 is the
+  value term of L (G = c_v, that term's Gauss-Newton matrix; OpenAI Baselines likewise samples
+  the critic's output as V + N(0, 1)).
+
+A and G are running averages keeping the weight ``stats_decay`` on the old estimate (kfac-jax's
+bias-corrected moving average, ``curvature_ema``); F^{-1} \nabla L is applied block by block as
+G^{-1} (\nabla_W L) A^{-1}, each factor damped by ``damping``.
 
 The trust region fixes the step size: with \Delta = F^{-1} \nabla L and learning rate \eta_{max},
 
@@ -33,7 +44,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (GaussianParams, distribution, policy_head,
                                       select_action)
@@ -42,11 +53,6 @@ from pgzoo.core.networks import ACTIVATIONS, ActorCritic
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 500_000  # the CartPole-v1 budget of the benchmark
-# ``--seeds``: one compiled call per seed. With kfac-jax's step vmapped over seeds inside the
-# training loop, XLA's CPU runtime never returned (every thread idle), so seeds are not batched.
-VMAP_SEEDS = False
 
 
 @dataclass(frozen=True)
@@ -88,9 +94,18 @@ class State(NamedTuple):
 
 
 def register_predictive_distribution(head):
-    """Tell K-FAC which distribution each network's output parameterises (for sampled Fishers)."""
+    """Tell K-FAC which distribution each network's output parameterises (for sampled Fishers).
+
+    Gaussian N(mu, diag(sigma^2)) with sigma = exp(log_std): its Fisher in (mu, log sigma) is
+    diag(1/sigma^2, 2), with no cross term, i.e. the Fisher of two independent Gaussians,
+    N(mu/sigma, 1) in the standardised mean (sigma held constant: kfac-jax takes one scalar
+    variance, sigma has one per action dimension) and N(log sigma, 1/2) in the log std. The
+    first gives the mean layer's Kronecker factor G its 1/sigma^2; the second gives the log-std
+    parameter (in no dense layer: kfac-jax's diagonal "generic" block) its curvature 2."""
     if isinstance(head, GaussianParams):
-        kfac_jax.register_normal_predictive_distribution(head.mean, variance=1.0)
+        sigma = jax.lax.stop_gradient(jnp.exp(head.log_std))
+        kfac_jax.register_normal_predictive_distribution(head.mean / sigma, variance=1.0)
+        kfac_jax.register_normal_predictive_distribution(head.log_std, variance=0.5)
     else:
         kfac_jax.register_categorical_predictive_distribution(head)
 
@@ -102,8 +117,9 @@ def a2c_loss(model: ActorCritic, config: Config):
         obs, action, advantage, returns = batch
         head, values = model.apply(params, obs)
         register_predictive_distribution(head)
-        # critic: Gaussian N(V(s), 1/2), whose negative log-likelihood is the squared error
-        kfac_jax.register_normal_predictive_distribution(values[:, None], variance=0.5,
+        # critic: Gaussian N(V(s), 1) with weight c_v, whose negative log-likelihood
+        # c_v (R - V)^2 / 2 is the value term of the loss below (curvature c_v, its Gauss-Newton)
+        kfac_jax.register_normal_predictive_distribution(values[:, None], variance=1.0,
                                                          weight=config.vf_coef)
         dist = distribution(head)
         pg_loss = -jnp.mean(advantage * dist.log_prob(action))
@@ -117,10 +133,15 @@ def a2c_loss(model: ActorCritic, config: Config):
 
 def kfac_optimizer(loss_fn, config: Config) -> kfac_jax.Optimizer:
     """K-FAC with the trust-region step size: ``norm_constraint`` = 2 delta (see the docstring).
-    Its ``step`` takes ``learning_rate``, ``momentum`` and ``damping`` and ``global_step_int=1``."""
+    Its ``step`` takes ``learning_rate``, ``momentum`` and ``damping`` and ``global_step_int=1``.
+
+    ``curvature_ema`` is the weight of the *old* estimate: kfac-jax's ``WeightedMovingAverage``
+    (``utils/accumulators.py``) updates weight <- ema * weight + 1 and
+    value <- (1 - 1/weight) value + (1/weight) batch_stats, a bias-corrected running average
+    that keeps ``stats_decay`` of the old factors."""
     return kfac_jax.Optimizer(
         value_and_grad_func=jax.value_and_grad(loss_fn, has_aux=True), value_func_has_aux=True,
-        l2_reg=0.0, norm_constraint=2.0 * config.max_kl, curvature_ema=1.0 - config.stats_decay,
+        l2_reg=0.0, norm_constraint=2.0 * config.max_kl, curvature_ema=config.stats_decay,
         curvature_update_period=1, inverse_update_period=1, num_burnin_steps=0,
         estimation_mode="fisher_gradients", multi_device=False)
 
@@ -186,3 +207,14 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, kfac_state, env_state, obs, key, state.iteration + 1), metrics
 
     return Agent(init, step, policy, batch_size)
+
+
+ALGORITHM = Algorithm(
+    name="acktr", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=500_000,  # the CartPole-v1 budget of the benchmark
+    # ``--seeds``: one compiled call per seed. With kfac-jax's step vmapped over seeds inside the
+    # training loop, XLA's CPU runtime never returned (every thread idle), so seeds are not batched.
+    vmap_seeds=False,
+    hyperparameters=("learning_rate", "max_kl", "damping", "ent_coef", "vf_coef"),
+)

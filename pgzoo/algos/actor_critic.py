@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
@@ -38,8 +38,6 @@ from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.rollout import episode_metrics
 from pgzoo.envs import Discrete
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 1_000_000  # the CartPole-v1 budget of the benchmark
 CRITICS = ("state_value", "action_value")
 
 
@@ -161,3 +159,11 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, opt_state, env_state, obs, key), metrics
 
     return Agent(init, step, policy, config.num_envs * config.num_steps)
+
+
+ALGORITHM = Algorithm(
+    name="actor_critic", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=1_000_000,  # the CartPole-v1 budget of the benchmark
+    hyperparameters=("learning_rate", "value_learning_rate", "ent_coef"),
+)

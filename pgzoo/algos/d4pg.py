@@ -9,7 +9,9 @@ is a categorical distribution p_w(s, a) over N atoms z_i in [V_min, V_max]
     target        Y = \Phi( r^{(n)} + \gamma^{n} Z_{w'}(s'_n, \mu_{\theta'}(s'_n)) )  (projected; no
                   bootstrap after a termination)                  -> ``categorical_projection``
     critic        L(w) = E[ w_i^{IS} \cdot CE(Y, p_w(s, a)) ],  w^{IS} = (N P(i))^{-\beta} / \max w
-                  and the sample's priority becomes its cross-entropy
+    priority      p_i = KL(Y || p_w(s, a)) = CE(Y, p_w(s, a)) - H(Y)      -> ``cross_entropy_and_kl``
+                  (as Rainbow: the cross-entropy alone never falls below the target's own
+                  entropy, so it would keep every sample's priority high)
     actor         \nabla_\theta J = E[ \nabla_a Q_w(s, a)|_{a=\mu_\theta(s)} \nabla_\theta \mu_\theta(s) ]
     targets       \theta' <- \tau \theta + (1 - \tau) \theta',  w' <- \tau w + (1 - \tau) w'
 
@@ -25,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import make_agent, noisy_deterministic_policy, normalized
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.distributional import atoms, categorical_projection
@@ -34,9 +36,6 @@ from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, DistributionalQ
 from pgzoo.core.optim import soft_update
 from pgzoo.errors import check
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"
 
 
 @dataclass(frozen=True)
@@ -75,6 +74,15 @@ class Config:
               f"v_min={self.v_min}, v_max={self.v_max}")
 
 
+def cross_entropy_and_kl(target_probs, log_p):
+    """CE(Y, p) = -sum_i Y_i log p_i, the critic's loss, and KL(Y || p) = CE(Y, p) - H(Y) =
+    sum_i Y_i (log Y_i - log p_i) (0 log 0 = 0), the priority: 0 when p = Y."""
+    cross_entropy = -jnp.sum(target_probs * log_p, axis=-1)
+    kl = jnp.sum(jax.scipy.special.xlogy(target_probs, target_probs) - target_probs * log_p,
+                 axis=-1)
+    return cross_entropy, jnp.maximum(kl, 0.0)  # >= 0 up to rounding
+
+
 class Learner(NamedTuple):
     target_params: Any
     opt_state: Any
@@ -105,9 +113,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
     def q_value(critic_params, obs, action):
         return jnp.sum(jax.nn.softmax(critic.apply(critic_params, obs, action)) * support, -1)
 
-    def update(params, learner: Learner, buffer_state, key):
+    def update(params, learner: Learner, buffer_state, key, normalize):
         sample = buffer.sample(buffer_state, key)
-        b = replay.n_step_transition(sample.experience, config.gamma)
+        b = normalized(replay.n_step_transition(sample.experience, config.gamma), normalize)
         weights = replay.importance_weights(sample.probabilities, replay.num_stored(buffer_state),
                                             beta(learner.updates))
         targets = learner.target_params
@@ -118,10 +126,10 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
         def critic_loss(w):
             log_p = jax.nn.log_softmax(critic.apply(w, b.obs, b.action))
-            cross_entropy = -jnp.sum(target_probs * log_p, axis=-1)
-            return jnp.mean(weights * cross_entropy), cross_entropy
+            cross_entropy, kl = cross_entropy_and_kl(target_probs, log_p)
+            return jnp.mean(weights * cross_entropy), (cross_entropy, kl)
 
-        (c_loss, cross_entropy), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+        (c_loss, (cross_entropy, kl)), grads = jax.value_and_grad(critic_loss, has_aux=True)(
             params["critic"])
         updates, critic_opt = tx.update(grads, learner.opt_state["critic"])
         params = dict(params, critic=optax.apply_updates(params["critic"], updates))
@@ -134,12 +142,23 @@ def make(config: Config, env, total_steps: int) -> Agent:
         params = dict(params, actor=optax.apply_updates(params["actor"], updates))
 
         # items drawn with probability 0 (see ``importance_weights``) keep priority 0
-        priorities = jnp.where(sample.probabilities > 0, cross_entropy + config.priority_eps, 0.0)
+        priorities = jnp.where(sample.probabilities > 0, kl + config.priority_eps, 0.0)
         buffer_state = buffer.set_priorities(buffer_state, sample.indices, priorities)
         learner = Learner(soft_update(targets, params, config.tau),
                           {"actor": actor_opt, "critic": critic_opt}, learner.updates + 1)
         return params, learner, buffer_state, {
-            "critic_loss": c_loss, "actor_loss": a_loss, "priority_mean": jnp.mean(cross_entropy),
+            "critic_loss": c_loss, "actor_loss": a_loss, "priority_mean": jnp.mean(kl),
+            "cross_entropy": jnp.mean(cross_entropy),
+            "target_entropy": jnp.mean(jnp.sum(jax.scipy.special.entr(target_probs), -1)),
             "q_mean": jnp.mean(jnp.sum(target_probs * support, -1))}
 
     return make_agent(env, config, buffer, init_learner, update, policy)
+
+
+ALGORITHM = Algorithm(
+    name="d4pg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=20_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("learning_rate", "tau", "exploration_noise", "priority_beta"),
+)

@@ -13,10 +13,12 @@ replay minibatch and:
 Exploration adds Gaussian noise N(0, \sigma) or Ornstein-Uhlenbeck noise (the paper's choice,
 \theta = 0.15, \sigma = 0.2, per environment, restarted with each episode)
 
-    x_{t+1} = x_t + \theta (0 - x_t) dt + \sigma \sqrt{dt} N(0, 1)
+    x_{t+1} = x_t + \theta (0 - x_t) dt + \sigma \sqrt{dt} N(0, 1)      -> ``ornstein_uhlenbeck``
 
-to \mu_\theta(s). With ``batch_norm`` the inputs of the actor and the critic are batch-normalised,
-as in the paper: batch statistics while learning, running averages when acting.
+to \mu_\theta(s), with the paper's unit time step dt = 1 (SB3's OrnsteinUhlenbeckActionNoise
+defaults to dt = 0.01, which shrinks each step's innovation tenfold). With ``batch_norm`` the
+inputs of the actor and the critic are batch-normalised, as in the paper: batch statistics while
+learning, running averages when acting.
 """
 from __future__ import annotations
 
@@ -28,16 +30,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy, uniform_batch
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import make_agent, noisy_deterministic_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
 from pgzoo.core.optim import soft_update
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"
 NOISES = ("gaussian", "ornstein_uhlenbeck")
 
 
@@ -52,9 +51,10 @@ class Config:
     gamma: float = 0.99  # SB3 DDPG
     tau: float = 0.005  # SB3 DDPG (Lillicrap et al.: 0.001)
     noise: str = "gaussian"  # rl-baselines3-zoo ddpg.yml, Pendulum-v1 (the paper: OU)
-    noise_std: float = 0.1  # rl-baselines3-zoo ddpg.yml, Pendulum-v1; OU sigma in the paper 0.2
+    noise_std: float = 0.1  # Gaussian sigma: rl-baselines3-zoo ddpg.yml, Pendulum-v1
     ou_theta: float = 0.15  # Lillicrap et al. 2015
-    ou_dt: float = 1e-2  # SB3 OrnsteinUhlenbeckActionNoise default
+    ou_sigma: float = 0.2  # Lillicrap et al. 2015
+    ou_dt: float = 1.0  # Lillicrap et al. 2015: unit time step (SB3's default 1e-2)
     batch_norm: bool = False  # Lillicrap et al. 2015 (low-dimensional inputs): True
     gradient_steps: int = 1  # SB3 DDPG
     block_size: int = 50  # environment steps per State step (only sets the iteration length)
@@ -65,7 +65,7 @@ class Config:
     def __post_init__(self):
         cfg.positive(self, "num_envs", "buffer_size", "batch_size", "actor_learning_rate",
                      "critic_learning_rate", "gradient_steps", "block_size", "ou_dt")
-        cfg.non_negative(self, "learning_starts", "noise_std", "ou_theta")
+        cfg.non_negative(self, "learning_starts", "noise_std", "ou_theta", "ou_sigma")
         cfg.unit_interval(self, "gamma", "tau")
         cfg.one_of(self, "noise", NOISES)
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
@@ -118,8 +118,9 @@ def ddpg_target(reward, terminated, next_q, gamma):
     return reward + gamma * (1.0 - terminated) * next_q
 
 
-def ornstein_uhlenbeck(x, key, theta: float, sigma: float, dt: float):
-    """One step of x_{t+1} = x_t - theta x_t dt + sigma sqrt(dt) N(0, 1)."""
+def ornstein_uhlenbeck(x, key, theta: float, sigma: float, dt: float = 1.0):
+    """One step of x_{t+1} = x_t - theta x_t dt + sigma sqrt(dt) N(0, 1): with dt = 1 the
+    innovation has standard deviation sigma (Lillicrap et al. 2015)."""
     return x - theta * x * dt + sigma * jnp.sqrt(dt) * jax.random.normal(key, x.shape)
 
 
@@ -144,7 +145,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
     def explore(params, obs, noise, key):
         if config.noise == "gaussian":
             return policy(params, obs, key), noise
-        noise = ornstein_uhlenbeck(noise, key, config.ou_theta, config.noise_std, config.ou_dt)
+        noise = ornstein_uhlenbeck(noise, key, config.ou_theta, config.ou_sigma, config.ou_dt)
         return jnp.clip(actor.apply(params["actor"], obs) + noise, -1.0, 1.0), noise
 
     def init_noise(num_envs):
@@ -155,8 +156,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         out, new = module.apply(variables, *args, train=True, mutable=["batch_stats"])
         return out, {**variables, **new}
 
-    def update(params, learner: Learner, buffer_state, key):
-        b = uniform_batch(buffer, buffer_state, key)
+    def update(params, learner: Learner, buffer_state, key, normalize):
+        b = uniform_batch(buffer, buffer_state, key, normalize)
         targets = learner.target_params
         next_q = critic.apply(targets["critic"], b.next_obs,
                               actor.apply(targets["actor"], b.next_obs))
@@ -188,3 +189,12 @@ def make(config: Config, env, total_steps: int) -> Agent:
                                                "q_mean": jnp.mean(y)}
 
     return make_agent(env, config, buffer, init_learner, update, policy, explore, init_noise)
+
+
+ALGORITHM = Algorithm(
+    name="ddpg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=20_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("actor_learning_rate", "critic_learning_rate", "tau", "noise_std"),
+)

@@ -9,16 +9,30 @@ step, on its N transitions (s, a, r, s'):
     critic       w <- w + \alpha_w \delta \nabla_w Q_w(s, a)                 (semi-gradient TD(0))
     actor        \theta <- \theta + \alpha_\theta \nabla_\theta \mu_\theta(s) \nabla_a Q_w(s, a)|_{a=\mu_\theta(s)}
 
-The critic is, by default, of the compatible form of Silver et al.'s COPDAC-Q,
+Three critics (``critic``):
 
-    Q_w(s, a) = V_v(s) + (a - \mu_\theta(s))^T g_w(s),   so   \nabla_a Q_w(s, a)|_{a=\mu_\theta(s)} = g_w(s)
+- ``"compatible"``: Silver et al.'s COPDAC-Q (Theorem 3), the compatible function approximator
 
-with V and g networks (the paper's linear features (a - \mu_\theta(s))^T \nabla_\theta \mu_\theta(s)^T w
-are one choice of g), and Q_w(s', \mu_\theta(s')) = V_v(s'); ``critic="mlp"`` uses an MLP of
-(s, a) instead. With ``updates_per_step`` K > 1 the update is repeated K times on the same N transitions
-before they are dropped. The deterministic policy gradient needs no importance weights for the
-off-policy actor update (the theorem integrates over states only), nor does the Q-learning critic. The step
-sizes are Adam's. Actions live in [-1, 1]^d and are rescaled to the environment's box.
+      Q^w(s, a) = (a - \mu_\theta(s))^T \nabla_\theta \mu_\theta(s)^T w + V^v(s)       -> ``compatible_q``
+
+  with w of the dimension of \theta (a pytree shaped like the actor's parameters, starting at 0)
+  and V^v a network (the paper: linear in features of s). \nabla_\theta \mu_\theta(s)^T w is a
+  Jacobian-vector product, so \nabla_a Q^w|_{a=\mu_\theta(s)} = \nabla_\theta \mu_\theta(s)^T w and the
+  actor step above is the paper's \theta <- \theta + \alpha_\theta \nabla_\theta \mu_\theta(s)
+  (\nabla_\theta \mu_\theta(s)^T w); the critic's semi-gradient is \delta \phi(s, a) with the
+  compatible features \phi(s, a) = \nabla_\theta \mu_\theta(s) (a - \mu_\theta(s)) for w, and
+  \delta \nabla_v V^v(s) for v.
+- ``"linear_advantage"`` (the default): the same shape with a learned gradient,
+  Q_w(s, a) = V_v(s) + (a - \mu_\theta(s))^T g_w(s), V and g networks of s, so
+  \nabla_a Q_w|_{a=\mu_\theta(s)} = g_w(s); COPDAC-Q is the special case
+  g(s) = \nabla_\theta \mu_\theta(s)^T w.
+- ``"mlp"``: an MLP of (s, a).
+
+With the first two, Q(s', \mu_\theta(s')) = V(s'); in the actor's step the actor's parameters
+inside the critic (\mu_\theta(s) and its Jacobian) are held fixed. With ``updates_per_step``
+K > 1 the update is repeated K times on the same N transitions before they are dropped. The
+deterministic policy gradient needs no importance weights for the off-policy actor update (the
+theorem integrates over states only), nor does the Q-learning critic. The step sizes are Adam's. Actions live in [-1, 1]^d and are rescaled to the environment's box.
 """
 from __future__ import annotations
 
@@ -30,17 +44,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import SUMS, noisy_deterministic_policy
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import noisy_deterministic_policy
 from pgzoo.core import config as cfg
 from pgzoo.core.networks import (ACTIVATIONS, MLP, DeterministicActor, QNetwork, ValueNetwork,
                                  dense)
-from pgzoo.core.rollout import episode_metrics
+from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 200_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"
-CRITICS = ("compatible", "mlp")
+CRITICS = ("compatible", "linear_advantage", "mlp")
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ class Config:
     critic_learning_rate: float = 1e-3
     gamma: float = 0.9  # online updates on Pendulum-v1 learned with 0.9, not with 0.95 or 0.99
     exploration_noise: float = 0.4  # sigma of the Gaussian behaviour policy (0.2, 0.3 learned less)
-    critic: str = "compatible"  # Silver et al. 2014's COPDAC form (see the docstring), or "mlp"
+    critic: str = "linear_advantage"  # or Silver et al.'s "compatible" (COPDAC-Q), or "mlp"
     updates_per_step: int = 1  # gradient steps on each step's N transitions (no memory kept)
     block_size: int = 50  # environment steps per State step (only sets the iteration length)
     hidden_sizes: tuple[int, ...] = (64, 64)
@@ -67,7 +78,17 @@ class Config:
         cfg.one_of(self, "critic", CRITICS)
 
 
-class CompatibleCritic(nn.Module):
+def compatible_q(actor, value, critic_params, actor_params, obs, action):
+    """Q^w(s, a) = (a - mu_theta(s))^T grad_theta mu_theta(s)^T w + V^v(s) (Silver et al. 2014,
+    Theorem 3), ``critic_params = {"w": <shaped like actor_params>, "v": <value network>}``.
+
+    grad_theta mu_theta(s)^T w is the Jacobian-vector product of theta -> mu_theta(s) along w."""
+    mu, jacobian_w = jax.jvp(lambda theta: actor.apply(theta, obs), (actor_params,),
+                             (critic_params["w"],))
+    return value.apply(critic_params["v"], obs) + jnp.sum((action - mu) * jacobian_w, axis=-1)
+
+
+class LinearAdvantageCritic(nn.Module):
     """Q_w(s, a) = V_v(s) + (a - mu(s))^T g_w(s): the advantage is linear in the deviation from
     the actor's action (``mu`` is an input, held fixed), so grad_a Q_w(s, a) = g_w(s)."""
 
@@ -109,9 +130,24 @@ def make(config: Config, env, total_steps: int) -> Agent:
     obs_ndim = len(env.observation_space.shape)
     action_dim = env.action_space.shape[0]
     actor = DeterministicActor(action_dim, config.hidden_sizes, config.activation, obs_ndim)
-    critic = (CompatibleCritic(action_dim, config.hidden_sizes, config.activation, obs_ndim)
-              if config.critic == "compatible"
-              else MLPCritic(config.hidden_sizes, config.activation, obs_ndim))
+    if config.critic == "compatible":
+        value = ValueNetwork(config.hidden_sizes, config.activation, obs_ndim)
+
+        def init_critic(key, obs, action, actor_params):
+            return {"v": value.init(key, obs), "w": jax.tree.map(jnp.zeros_like, actor_params)}
+
+        def q(critic_params, actor_params, obs, action):
+            return compatible_q(actor, value, critic_params, actor_params, obs, action)
+    else:
+        critic = (LinearAdvantageCritic(action_dim, config.hidden_sizes, config.activation,
+                                        obs_ndim) if config.critic == "linear_advantage"
+                  else MLPCritic(config.hidden_sizes, config.activation, obs_ndim))
+
+        def init_critic(key, obs, action, actor_params):
+            return critic.init(key, obs, action, action)
+
+        def q(critic_params, actor_params, obs, action):
+            return critic.apply(critic_params, obs, action, actor.apply(actor_params, obs))
     actor_tx = optax.adam(config.actor_learning_rate)
     critic_tx = optax.adam(config.critic_learning_rate)
 
@@ -119,8 +155,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
         env_key, actor_key, critic_key, state_key = jax.random.split(key, 4)
         env_state, ts = env.reset(env_key)
         action = jnp.zeros((config.num_envs, action_dim))
-        params = {"actor": actor.init(actor_key, ts.obs),
-                  "critic": critic.init(critic_key, ts.obs, action, action)}
+        actor_params = actor.init(actor_key, ts.obs)
+        params = {"actor": actor_params,
+                  "critic": init_critic(critic_key, ts.obs, action, actor_params)}
         opt = {"actor": actor_tx.init(params["actor"]), "critic": critic_tx.init(params["critic"])}
         return State(params, opt, env_state, ts.obs, state_key)
 
@@ -128,16 +165,15 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
     def update(carry, obs, action, reward, next_obs, terminated):
         params, opt = carry
-        next_mu = actor.apply(params["actor"], next_obs)
-        next_q = critic.apply(params["critic"], next_obs, next_mu, next_mu)
-        mu = actor.apply(params["actor"], obs)
+        theta_now = jax.lax.stop_gradient(params["actor"])
+        next_q = q(params["critic"], theta_now, next_obs, actor.apply(theta_now, next_obs))
         target = jax.lax.stop_gradient(reward + config.gamma * (1.0 - terminated) * next_q)
 
         def critic_loss(w):  # its gradient is -delta grad_w Q_w(s, a)
-            return 0.5 * jnp.mean((target - critic.apply(w, obs, action, mu)) ** 2)
+            return 0.5 * jnp.mean((target - q(w, theta_now, obs, action)) ** 2)
 
         def actor_loss(theta):  # its gradient is -grad_theta mu(s) grad_a Q_w(s, a)|_{a=mu(s)}
-            return -jnp.mean(critic.apply(params["critic"], obs, actor.apply(theta, obs), mu))
+            return -jnp.mean(q(params["critic"], theta_now, obs, actor.apply(theta, obs)))
 
         c_loss, c_grads = jax.value_and_grad(critic_loss)(params["critic"])
         a_loss, a_grads = jax.value_and_grad(actor_loss)(params["actor"])
@@ -164,6 +200,15 @@ def make(config: Config, env, total_steps: int) -> Agent:
         key, block_key = jax.random.split(state.key)
         state, m = jax.lax.scan(env_step, state._replace(key=key),
                                 jax.random.split(block_key, config.block_size))
-        return state, {k: (v.sum() if k in SUMS else jnp.mean(v)) for k, v in m.items()}
+        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.mean(v)) for k, v in m.items()}
 
     return Agent(init, step, policy, config.block_size * config.num_envs)
+
+
+ALGORITHM = Algorithm(
+    name="dpg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=200_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("actor_learning_rate", "critic_learning_rate", "exploration_noise"),
+)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.ppo import clipped_surrogate
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
@@ -39,8 +39,6 @@ from pgzoo.core.networks import ACTIVATIONS, MLP, ValueHead, ValueNetwork
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 500_000  # the CartPole-v1 budget of the benchmark
 
 
 @dataclass(frozen=True)
@@ -229,3 +227,11 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return State(params, opt_state, env_state, obs, key), metrics
 
     return Agent(init, step, policy, batch * config.n_pi)
+
+
+ALGORITHM = Algorithm(
+    name="ppg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=500_000,  # the CartPole-v1 budget of the benchmark
+    hyperparameters=("learning_rate", "beta_clone", "gae_lambda", "clip_coef", "ent_coef"),
+)

@@ -24,7 +24,8 @@ and the policy objective L^{POL} one of (``objective``):
 Advantages are GAE(\gamma, \lambda) (``pgzoo.core.returns.gae``), normalised per minibatch; the
 value target is V_t^{targ} = \hat{A}_t + V_{old}(s_t). At a time-limit truncation the reward is
 augmented by \gamma V(s_{final}) so the episode is bootstrapped, not cut. The learning rate is
-annealed linearly to 0 over the run, gradients are clipped to a global norm, and with
+annealed linearly to 0 over the run's iterations (\alpha_k = \alpha (1 - k / K), the same for
+every minibatch step of iteration k), gradients are clipped to a global norm, and with
 ``target_kl`` the remaining epochs of an iteration are skipped once an epoch's mean approximate
 KL, E[(r - 1) - log r], exceeds it. Continuous actions use a diagonal Gaussian with a
 state-independent log-std, or a Beta policy on bounded boxes (Hsu et al. 2020, ``policy_dist``).
@@ -38,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
@@ -46,8 +47,6 @@ from pgzoo.core.networks import ACTIVATIONS, ActorCritic
 from pgzoo.core.returns import gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 500_000  # CleanRL ppo.py on CartPole-v1
 OBJECTIVES = ("clip", "kl_penalty")
 
 
@@ -144,16 +143,21 @@ def make(config: Config, env, total_steps: int) -> Agent:
                         config.activation, config.shared_torso, len(env.observation_space.shape))
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
-    updates_per_iteration = config.update_epochs * config.num_minibatches
     num_iterations = max(1, total_steps // batch_size)
 
-    def learning_rate(count):
+    def learning_rate(iteration):
+        """Annealed by iteration, not by optimiser updates: epochs skipped by ``target_kl``
+        do not stall the schedule."""
         if not config.anneal_lr:
-            return config.learning_rate
-        return config.learning_rate * (1.0 - (count // updates_per_iteration) / num_iterations)
+            return jnp.float32(config.learning_rate)
+        return config.learning_rate * (1.0 - iteration / num_iterations)
 
+    # Adam's direction; the step is scaled by this iteration's learning rate in ``apply``.
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                     optax.adam(learning_rate, eps=config.adam_eps))
+                     optax.scale_by_adam(eps=config.adam_eps))
+
+    def apply(params, updates, lr):
+        return jax.tree.map(lambda p, u: p - lr * u, params, updates)
 
     def init(key):
         params_key, env_key, state_key = jax.random.split(key, 3)
@@ -192,13 +196,13 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return loss, stats
 
     def update_epoch(carry, key):
-        params, opt_state, batch, kl_beta, stopped = carry
+        params, opt_state, batch, kl_beta, stopped, lr = carry
 
         def update_minibatch(carry, mb):
             params, opt_state = carry
             grads, stats = jax.grad(loss_fn, has_aux=True)(params, mb, kl_beta)
             updates, opt_state = tx.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), stats
+            return (apply(params, updates, lr), opt_state), stats
 
         def run(params, opt_state):
             perm = jax.random.permutation(key, batch_size)
@@ -217,7 +221,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                                                     stats_shape))
             params, opt_state, stats = jax.lax.cond(stopped, skip, run, params, opt_state)
             stopped = stopped | (stats["approx_kl"] > config.target_kl)
-        return (params, opt_state, batch, kl_beta, stopped), stats
+        return (params, opt_state, batch, kl_beta, stopped, lr), stats
 
     def step(state: State):
         key, rollout_key, update_key = jax.random.split(state.key, 3)
@@ -239,8 +243,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
                                 config.gae_lambda)
         flat = jax.tree.map(lambda x: x.reshape((batch_size,) + x.shape[2:]),
                             Batch(traj.obs, traj.action, log_prob, value, head, advantage, target))
-        carry = (params, state.opt_state, flat, state.kl_beta, jnp.bool_(False))
-        (params, opt_state, _, _, stopped), stats = jax.lax.scan(
+        lr = learning_rate(state.iteration)
+        carry = (params, state.opt_state, flat, state.kl_beta, jnp.bool_(False), lr)
+        (params, opt_state, _, _, stopped, _), stats = jax.lax.scan(
             update_epoch, carry, jax.random.split(update_key, config.update_epochs))
         metrics = {k: jnp.nanmean(v) for k, v in stats.items()}
         metrics["epochs"] = jnp.sum(~jnp.isnan(stats["policy_loss"])).astype(jnp.float32)
@@ -250,10 +255,18 @@ def make(config: Config, env, total_steps: int) -> Agent:
             kl = distribution(flat.head).kl_divergence(distribution(new_head)).mean()
             kl_beta = adapt_kl_beta(kl_beta, kl, config.kl_target)
             metrics["kl_after_update"], metrics["kl_beta"] = kl, kl_beta
-        metrics["learning_rate"] = jnp.asarray(
-            learning_rate(state.iteration * updates_per_iteration), jnp.float32)
+        metrics["learning_rate"] = jnp.asarray(lr, jnp.float32)
         metrics.update(episode_metrics(traj.info))
         new_state = State(params, opt_state, env_state, obs, key, state.iteration + 1, kl_beta)
         return new_state, metrics
 
     return Agent(init, step, policy, batch_size)
+
+
+ALGORITHM = Algorithm(
+    name="ppo", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=500_000,  # CleanRL ppo.py on CartPole-v1
+    hyperparameters=("learning_rate", "gae_lambda", "clip_coef", "ent_coef", "vf_coef",
+                     "max_grad_norm"),
+)

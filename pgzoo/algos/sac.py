@@ -14,7 +14,7 @@ replay minibatch and, with a' ~ \pi_\theta(.|s') and \tilde{a} ~ \pi_\theta(.|s)
     targets        w_i' <- \tau w_i + (1 - \tau) w_i'                             -> ``soft_update``
 
 With ``autotune=False`` the temperature stays at ``init_alpha``. Replay, burn-in and the
-update-to-data ratio are those of ``pgzoo.algos.offpolicy``. The deterministic policy used for
+update-to-data ratio are those of ``pgzoo.algos.loops.replay``. The deterministic policy used for
 evaluation is tanh(\mu_\theta(s)).
 """
 from __future__ import annotations
@@ -26,16 +26,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, squashed_gaussian_policy, uniform_batch
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import make_agent, squashed_gaussian_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, QNetwork, SquashedGaussianActor
 from pgzoo.core.optim import soft_update
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"
 
 
 @dataclass(frozen=True)
@@ -101,9 +98,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state
 
-    def update(params, learner: Learner, buffer_state, key):
+    def update(params, learner: Learner, buffer_state, key, normalize):
         sample_key, next_key, pi_key = jax.random.split(key, 3)
-        b = uniform_batch(buffer, buffer_state, sample_key)
+        b = uniform_batch(buffer, buffer_state, sample_key, normalize)
         alpha = jnp.exp(learner.log_alpha)
         targets, opt = learner.target_params, dict(learner.opt_state)
         next_action, next_log_prob = sample(params["actor"], b.next_obs, next_key)
@@ -145,3 +142,12 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return params, Learner(targets, opt, log_alpha), buffer_state, stats
 
     return make_agent(env, config, buffer, init_learner, update, policy)
+
+
+ALGORITHM = Algorithm(
+    name="sac", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=20_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("learning_rate", "tau", "target_entropy_scale"),
+)

@@ -23,16 +23,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, squashed_gaussian_policy, uniform_batch
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import make_agent, squashed_gaussian_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, QNetwork, SquashedGaussianActor, ValueNetwork
 from pgzoo.core.optim import soft_update
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 50_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"
 
 
 @dataclass(frozen=True)
@@ -88,9 +85,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
     policy, sample = squashed_gaussian_policy(actor)
 
-    def update(params, learner: Learner, buffer_state, key):
+    def update(params, learner: Learner, buffer_state, key, normalize):
         sample_key, pi_key = jax.random.split(key)
-        b = uniform_batch(buffer, buffer_state, sample_key)
+        b = uniform_batch(buffer, buffer_state, sample_key, normalize)
         opt, params, stats = dict(learner.opt_state), dict(params), {}
 
         def min_q(theta):
@@ -124,3 +121,12 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return params, learner, buffer_state, stats
 
     return make_agent(env, config, buffer, init_learner, update, policy)
+
+
+ALGORITHM = Algorithm(
+    name="sac_v1", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=50_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("learning_rate", "tau", "alpha"),
+)

@@ -26,16 +26,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
-from pgzoo.algos.offpolicy import make_agent, noisy_deterministic_policy, uniform_batch
+from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.loops.replay import make_agent, noisy_deterministic_policy, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
 from pgzoo.core.optim import soft_update
 
-ACTION_SPACES = ("continuous",)
-DEFAULT_TOTAL_STEPS = 20_000  # the Pendulum-v1 budget of the benchmark
-DEFAULT_ENV = "Pendulum-v1"  # `pgzoo train td3` without --env
 
 
 @dataclass(frozen=True)
@@ -94,9 +91,9 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
     policy = noisy_deterministic_policy(actor, config.exploration_noise)
 
-    def update(params, learner: Learner, buffer_state, key):
+    def update(params, learner: Learner, buffer_state, key, normalize):
         sample_key, noise_key = jax.random.split(key)
-        b = uniform_batch(buffer, buffer_state, sample_key)
+        b = uniform_batch(buffer, buffer_state, sample_key, normalize)
         target_params, opt_state = learner.target_params, learner.opt_state
         noise = jnp.clip(config.target_policy_noise * jax.random.normal(noise_key, b.action.shape),
                          -config.target_noise_clip, config.target_noise_clip)
@@ -138,3 +135,13 @@ def make(config: Config, env, total_steps: int) -> Agent:
                 stats)
 
     return make_agent(env, config, buffer, init_learner, update, policy)
+
+
+ALGORITHM = Algorithm(
+    name="td3", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("continuous",),
+    default_budget=20_000,  # the Pendulum-v1 budget of the benchmark
+    default_env="Pendulum-v1",
+    hyperparameters=("learning_rate", "tau", "exploration_noise", "target_policy_noise",
+                     "target_noise_clip"),
+)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
@@ -27,8 +27,6 @@ from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, ValueNetwork
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
-ACTION_SPACES = ("discrete", "continuous")
-DEFAULT_TOTAL_STEPS = 500_000  # the CartPole-v1 budget of the benchmark
 
 
 @dataclass(frozen=True)
@@ -124,3 +122,11 @@ def make(config: Config, env, total_steps: int) -> Agent:
                       env_state, obs, key), metrics)
 
     return Agent(init, step, policy, config.num_envs * config.num_steps)
+
+
+ALGORITHM = Algorithm(
+    name="vpg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
+    action_spaces=("discrete", "continuous"),
+    default_budget=500_000,  # the CartPole-v1 budget of the benchmark
+    hyperparameters=("learning_rate", "value_learning_rate", "gae_lambda"),
+)

@@ -42,11 +42,17 @@ def rollout(env, env_state, obs, key, act: Callable, num_steps: int):
     return env_state, obs, traj
 
 
+# The metrics every algorithm reports and the host side reads: sums over the episodes that ended
+# in an iteration (the host divides them into mean return and length).
+EPISODES, EPISODE_RETURN_SUM, EPISODE_LENGTH_SUM = "episodes", "episode_return_sum", "episode_length_sum"
+EPISODE_SUMS = (EPISODES, EPISODE_RETURN_SUM, EPISODE_LENGTH_SUM)
+
+
 def episode_metrics(info: dict) -> dict[str, jax.Array]:
     """Sums over the episodes that ended in a batch; the host turns them into means."""
     done = info["episode_done"]
     return {
-        "episodes": done.sum().astype(jnp.float32),
-        "episode_return_sum": jnp.where(done, info["episode_return"], 0.0).sum(),
-        "episode_length_sum": jnp.where(done, info["episode_length"], 0).sum().astype(jnp.float32),
+        EPISODES: done.sum().astype(jnp.float32),
+        EPISODE_RETURN_SUM: jnp.where(done, info["episode_return"], 0.0).sum(),
+        EPISODE_LENGTH_SUM: jnp.where(done, info["episode_length"], 0).sum().astype(jnp.float32),
     }

@@ -58,6 +58,10 @@ class Env:
         """Apply the observation transformation of the wrappers, with frozen statistics."""
         return obs
 
+    def denormalize_obs(self, state: Any, obs: jax.Array) -> jax.Array:
+        """Undo ``normalize_obs`` (exact except where normalisation clipped)."""
+        return obs
+
     @property
     def unwrapped(self) -> Env:
         return self

@@ -43,6 +43,9 @@ class Wrapper(Env):
     def normalize_obs(self, state, obs):
         return self.env.normalize_obs(state, obs)
 
+    def denormalize_obs(self, state, obs):
+        return self.env.denormalize_obs(state, obs)
+
 
 # --- episode statistics ------------------------------------------------------------------------
 class EpisodeStatsState(NamedTuple):
@@ -77,6 +80,9 @@ class EpisodeStatistics(Wrapper):
 
     def normalize_obs(self, state, obs):
         return self.env.normalize_obs(state.inner, obs)
+
+    def denormalize_obs(self, state, obs):
+        return self.env.denormalize_obs(state.inner, obs)
 
 
 # --- actions -----------------------------------------------------------------------------------
@@ -127,7 +133,10 @@ class NormObsState(NamedTuple):
 
 
 class NormalizeObservation(Wrapper):
-    """obs <- clip((obs - mean) / sqrt(var + eps), -clip, clip) with running statistics."""
+    """obs <- clip((obs - mean) / sqrt(var + eps), -clip, clip) with running statistics.
+
+    The observations as they came in stay available in ``info["raw_obs"]`` and
+    ``info["raw_final_obs"]``: a replay buffer stores those and normalises when it samples."""
 
     def __init__(self, env: Env, clip: float = 10.0, eps: float = 1e-8):
         super().__init__(env)
@@ -137,7 +146,9 @@ class NormalizeObservation(Wrapper):
         return jnp.clip((obs - stats.mean) / jnp.sqrt(stats.var + self.eps), -self.clip, self.clip)
 
     def _out(self, stats, ts):
-        return ts._replace(obs=self._apply(stats, ts.obs), final_obs=self._apply(stats, ts.final_obs))
+        info = {"raw_obs": ts.obs, "raw_final_obs": ts.final_obs, **ts.info}  # inner ones win
+        return ts._replace(obs=self._apply(stats, ts.obs), final_obs=self._apply(stats, ts.final_obs),
+                           info=info)
 
     def reset(self, key):
         inner, ts = self.env.reset(key)
@@ -155,6 +166,10 @@ class NormalizeObservation(Wrapper):
 
     def normalize_obs(self, state, obs):
         return self._apply(state.stats, self.env.normalize_obs(state.inner, obs))
+
+    def denormalize_obs(self, state, obs):
+        raw = obs * jnp.sqrt(state.stats.var + self.eps) + state.stats.mean
+        return self.env.denormalize_obs(state.inner, raw)
 
 
 # --- reward scaling ----------------------------------------------------------------------------
@@ -190,3 +205,6 @@ class NormalizeReward(Wrapper):
 
     def normalize_obs(self, state, obs):
         return self.env.normalize_obs(state.inner, obs)
+
+    def denormalize_obs(self, state, obs):
+        return self.env.denormalize_obs(state.inner, obs)

@@ -1,50 +1,92 @@
-"""One experiment's pieces: algorithm module, Config, environment and Agent, for N seeds.
+"""One experiment's pieces: the algorithm's contract declaration, its Config, the environment and
+the Agent, for N seeds and optionally a grid of hyperparameter values.
 
-On JAX-native environments the State carries a leading seed axis and every function is vmapped
-over it (``--seeds K``); on host-bridged environments there is a single seed and no seed axis.
+On JAX-native environments the State carries a leading member axis and every function is vmapped
+over it (``--seeds K``); on host-bridged environments there is a single seed and no member axis.
 Seed i of a run with base seed s uses ``PRNGKey(s + i)``.
+
+A grid (``grid=[{"learning_rate": 1e-3}, {"learning_rate": 3e-4}]``) sets hyperparameters the
+algorithm declares traceable: member m is grid point ``m // num_seeds`` with seed
+``m % num_seeds``, and the point's values live in the State (``GridState``), so the whole grid x
+seeds trains in one compiled call and is checkpointed with it.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from pgzoo import algos, envs
-from pgzoo.algos.base import Agent
+from pgzoo.algos.base import Agent, Algorithm, with_values
 from pgzoo.core import config as cfg
 from pgzoo.errors import PgzooError, check
 from pgzoo.run.evaluation import Policy
 
 
+class GridState(NamedTuple):
+    values: dict[str, jax.Array]  # this member's hyperparameter values
+    state: Any  # the algorithm's State
+
+
 @dataclass
 class Experiment:
-    algo: str
-    module: ModuleType
+    algorithm: Algorithm
     config: Any
     env_spec: str
     env: envs.Env
     agent: Agent
-    total_steps: int
+    total_steps: int  # the budget, in ``algorithm.budget_unit``s
     seed: int
     num_seeds: int
+    grid: tuple[dict[str, float], ...] = ()
+
+    @property
+    def algo(self) -> str:
+        return self.algorithm.name
 
     @property
     def vmapped(self) -> bool:
         return self.env.jax_native
 
     @property
+    def members(self) -> int:
+        """Entries of the member axis: grid points x seeds."""
+        return max(1, len(self.grid)) * self.num_seeds
+
+    @property
     def num_iterations(self) -> int:
-        return self.total_steps // self.agent.steps_per_iteration
+        return self.total_steps // self.agent.units_per_iteration
+
+    def _agent(self, values) -> Agent:
+        """The Agent built with this member's (traced) hyperparameter values."""
+        return self.algorithm.make(with_values(self.config, values), self.env, self.total_steps)
+
+    def _init_member(self, key, values=None):
+        if not self.grid:
+            return self.agent.init(key)
+        return GridState(values, self._agent(values).init(key))
+
+    def _step_member(self, state):
+        if not self.grid:
+            return self.agent.step(state)
+        inner, metrics = self._agent(state.values).step(state.state)
+        return GridState(state.values, inner), metrics
+
+    def _inner(self, state):
+        return state.state if self.grid else state
 
     def init_state(self):
         if not self.vmapped:
             return self.agent.init(jax.random.PRNGKey(self.seed))
-        keys = jnp.stack([jax.random.PRNGKey(self.seed + i) for i in range(self.num_seeds)])
-        return jax.vmap(self.agent.init)(keys)
+        points = self.grid or ({},)
+        keys = jnp.stack([jax.random.PRNGKey(self.seed + i)
+                          for _ in points for i in range(self.num_seeds)])
+        values = {name: jnp.asarray([p[name] for p in points for _ in range(self.num_seeds)],
+                                    jnp.float32) for name in points[0]}
+        return jax.vmap(self._init_member)(keys, values or None)
 
     def template(self):
         return jax.eval_shape(self.init_state)
@@ -53,52 +95,88 @@ class Experiment:
         if not self.vmapped:
             return self.agent.step(state)
         if jax.tree.leaves(state)[0].shape[0] == 1:
-            # One seed (a run or a seed group): step it unbatched. Under vmap, lax.cond becomes a
-            # select of both branches and in-place buffer updates become batched scatters: SAC
+            # One member (a run or a seed group): step it unbatched. Under vmap, lax.cond becomes
+            # a select of both branches and in-place buffer updates become batched scatters: SAC
             # on Pendulum ran 1.5x slower vmapped over a seed axis of size 1.
-            state, metrics = self.agent.step(jax.tree.map(lambda x: x[0], state))
+            state, metrics = self._step_member(jax.tree.map(lambda x: x[0], state))
             return jax.tree.map(lambda x: x[None], (state, metrics))
-        return jax.vmap(self.agent.step)(state)
+        return jax.vmap(self._step_member)(state)
 
-    def seed_state(self, state, index: int):
-        return jax.tree.map(lambda x: x[index], state) if self.vmapped else state
+    def member_state(self, state, index: int):
+        """The algorithm's State of one member."""
+        return self._inner(jax.tree.map(lambda x: x[index], state) if self.vmapped else state)
+
+    def params(self, state):
+        """Policy parameters (with the member axis on JAX-native environments)."""
+        return self.agent.params(self._inner(state))
+
+    def env_state(self, state):
+        return self.agent.env_state(self._inner(state))
 
     def policy(self, state, index: int = 0) -> Policy:
-        one = self.seed_state(state, index)
-        return Policy(self.algo, self.env_spec, self.config, self.agent, self.env, one.params,
-                      one.env_state)
+        one = self.member_state(state, index)
+        return Policy(self.algo, self.env_spec, self.config, self.agent, self.env,
+                      self.agent.params(one), self.agent.env_state(one))
 
     def restart_episodes(self, state, key):
         """On a host-bridged environment, a restored State starts fresh episodes."""
-        env_state, ts = self.env.resume(state.env_state, key)
-        return state._replace(env_state=env_state, obs=ts.obs)
+        env_state, ts = self.env.resume(self.agent.env_state(state), key)
+        return self.agent.with_env(state, env_state, ts.obs)
+
+
+def _grid(algorithm: Algorithm, config: Any,
+          grid: Sequence[Mapping[str, Any]] | None) -> tuple[dict[str, float], ...]:
+    """Validate a grid: every point sets the same traceable fields to valid values."""
+    if not grid:
+        return ()
+    points = [dict(p) for p in grid]
+    names = sorted(points[0])
+    traceable = algorithm.hyperparameters
+    for name in names:
+        check(name in traceable, f"{algorithm.name} cannot vary {name!r} inside one compiled "
+              f"call; its traceable hyperparameters: {', '.join(traceable) or 'none'}")
+    out = []
+    for p in points:
+        check(sorted(p) == names, f"every grid point must set {', '.join(names)}, got {p}")
+        # the point's Config, validated and with its values parsed as the fields' types
+        values = cfg.to_dict(cfg.build(algorithm.config, {**cfg.to_dict(config), **p},
+                                       algorithm.name))
+        out.append({name: float(values[name]) for name in names})
+    return tuple(out)
 
 
 def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 0,
-          num_seeds: int = 1, overrides: dict[str, Any] | None = None) -> Experiment:
-    module = algos.get(algo)
-    config = cfg.build(module.Config, dict(overrides or {}), algo)
-    total_steps = module.DEFAULT_TOTAL_STEPS if total_steps is None else total_steps
+          num_seeds: int = 1, overrides: dict[str, Any] | None = None,
+          grid: Sequence[Mapping[str, Any]] | None = None) -> Experiment:
+    algorithm = algos.get(algo)
+    config = cfg.build(algorithm.config, dict(overrides or {}), algo)
+    total_steps = algorithm.default_budget if total_steps is None else total_steps
     check(isinstance(total_steps, int) and not isinstance(total_steps, bool) and total_steps > 0,
           f"total_steps must be a positive integer, got {total_steps!r}")
     check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
           f"seed must be an integer >= 0, got {seed!r}")
     check(isinstance(num_seeds, int) and not isinstance(num_seeds, bool) and num_seeds >= 1,
           f"seeds must be an integer >= 1, got {num_seeds!r}")
-    env = envs.make(env_spec, num_envs=config.num_envs,
-                    normalize_obs=getattr(config, "normalize_obs", False),
-                    normalize_reward=getattr(config, "normalize_reward", False),
-                    gamma=getattr(config, "gamma", 0.99))
+    points = _grid(algorithm, config, grid)
+    needs = algorithm.env_needs(config)
+    if needs.tabular_model or needs.multi_agent:
+        raise PgzooError(f"{algo} needs a {'tabular model' if needs.tabular_model else 'multi-agent'}"
+                         " environment, which this version of the environment layer lacks")
+    env = envs.make(env_spec, num_envs=needs.num_envs, normalize_obs=needs.normalize_obs,
+                    normalize_reward=needs.normalize_reward, gamma=needs.gamma)
     kind = env.action_space.kind
-    if kind not in module.ACTION_SPACES:
+    if kind not in algorithm.action_spaces:
         raise PgzooError(f"{algo} does not support {kind} actions ({env_spec} has "
                          f"{type(env.unwrapped.action_space).__name__} actions); {algo} supports: "
-                         + ", ".join(module.ACTION_SPACES))
-    if num_seeds > 1 and not env.jax_native:
-        raise PgzooError(f"--seeds {num_seeds} needs a JAX-native environment; {env.spec} runs "
-                         "through the Gymnasium bridge, so train its seeds one at a time")
-    agent = module.make(config, env, total_steps)
-    check(total_steps >= agent.steps_per_iteration,
+                         + ", ".join(algorithm.action_spaces))
+    if (num_seeds > 1 or points) and not env.jax_native:
+        what = f"--seeds {num_seeds}" if num_seeds > 1 else "a hyperparameter grid"
+        raise PgzooError(f"{what} needs a JAX-native environment; {env.spec} runs through the "
+                         "Gymnasium bridge, so train its seeds one at a time")
+    agent = algorithm.make(config, env, total_steps)
+    unit = algorithm.budget_unit.replace("_", " ")
+    check(total_steps >= agent.units_per_iteration,
           f"total_steps must be at least one iteration of {algo} "
-          f"({agent.steps_per_iteration} steps with this config), got {total_steps}")
-    return Experiment(algo, module, config, env.spec, env, agent, total_steps, seed, num_seeds)
+          f"({agent.units_per_iteration} {unit} with this config), got {total_steps}")
+    return Experiment(algorithm, config, env.spec, env, agent, total_steps, seed, num_seeds,
+                      points)

@@ -10,7 +10,8 @@ from pgzoo.run.rundir import read_config, read_metrics
 
 
 def _curve(rows, seed: float):
-    pts = [(r["env_steps"], r["episode_return"]) for r in rows
+    x_column = list(rows[0])[2]  # the budget column (env_steps, or the algorithm's unit)
+    pts = [(r[x_column], r["episode_return"]) for r in rows
            if r["seed"] == seed and r["episode_return"] is not None]
     if not pts:
         return None, None

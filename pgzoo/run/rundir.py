@@ -55,7 +55,8 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 class MetricsLog:
-    """metrics.csv (one row per iteration and seed) and TensorBoard scalars."""
+    """metrics.csv (one row per iteration and seed) and TensorBoard scalars. The third column
+    counts the budget (``env_steps``, or the algorithm's ``budget_unit``) and is the x axis."""
 
     def __init__(self, run_dir: Path, columns: list[str], num_seeds: int, tensorboard: bool,
                  keep_until_iteration: int | None = None):
@@ -73,7 +74,7 @@ class MetricsLog:
         self._writers = []
         if tensorboard:
             sub = [""] if num_seeds == 1 else [f"seed{i}" for i in range(num_seeds)]
-            self._writers = [TensorBoardWriter(run_dir / TENSORBOARD / s) for s in sub]
+            self._writers = [TensorBoardWriter(run_dir / TENSORBOARD / s, columns[2]) for s in sub]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self._csv.writerows(rows)
@@ -95,10 +96,10 @@ class TensorBoardWriter:
     caller's thread (tensorboardX's SummaryWriter queues every scalar through a multiprocessing
     queue, which costs more than the training itself for fast runs)."""
 
-    _SKIP = ("iteration", "seed", "env_steps")
-
-    def __init__(self, logdir: Path):
+    def __init__(self, logdir: Path, step_column: str = "env_steps"):
         from tensorboardX.event_file_writer import EventsWriter
+
+        self._step, self._skip = step_column, ("iteration", "seed", step_column)
 
         logdir.mkdir(parents=True, exist_ok=True)
         self._writer = EventsWriter(str(logdir / "events"))
@@ -108,8 +109,8 @@ class TensorBoardWriter:
         from tensorboardX.proto.summary_pb2 import Summary
 
         values = [Summary.Value(tag=k, simple_value=float(v)) for k, v in row.items()
-                  if k not in self._SKIP and v != ""]
-        self._writer.write_event(Event(wall_time=time.time(), step=int(row["env_steps"]),
+                  if k not in self._skip and v != ""]
+        self._writer.write_event(Event(wall_time=time.time(), step=int(row[self._step]),
                                        summary=Summary(value=values)))
 
     def flush(self) -> None:

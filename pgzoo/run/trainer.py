@@ -24,14 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from pgzoo import __version__
+from pgzoo.algos.base import EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM, EPISODE_SUMS, EPISODES
 from pgzoo.core.config import to_dict
 from pgzoo.run import checkpoint, rundir
 from pgzoo.run.evaluation import evaluate, evaluate_seeds
 from pgzoo.run.experiment import Experiment
 from pgzoo.run.progress import Progress
 
-# Per-iteration sums that become episode_return / episode_length columns.
-_EPISODE_SUMS = ("episodes", "episode_return_sum", "episode_length_sum")
 MAX_CHUNK_STEPS = 250_000
 
 
@@ -59,14 +58,15 @@ def seed_groups(exp: Experiment) -> list[slice]:
 
     XLA runs one compiled call on one core for networks this small, and batching more seeds into
     one vmapped call gains little on a CPU, so the groups run concurrently in threads instead.
-    An algorithm module with ``VMAP_SEEDS = False`` gets one group per seed."""
-    if not exp.vmapped or exp.num_seeds == 1:
+    An algorithm declared with ``vmap_seeds=False`` gets one group per member."""
+    members = exp.members
+    if not exp.vmapped or members == 1:
         return [slice(None)]
-    if not getattr(exp.module, "VMAP_SEEDS", True):
-        return [slice(i, i + 1) for i in range(exp.num_seeds)]
+    if not exp.algorithm.vmap_seeds:
+        return [slice(i, i + 1) for i in range(members)]
     cores = _cores()
-    groups = max(d for d in range(1, min(cores, exp.num_seeds) + 1) if exp.num_seeds % d == 0)
-    size = exp.num_seeds // groups
+    groups = max(d for d in range(1, min(cores, members) + 1) if members % d == 0)
+    size = members // groups
     return [slice(i * size, (i + 1) * size) for i in range(groups)]
 
 
@@ -109,17 +109,18 @@ class SeedGroups:
 def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteration: int,
           wall_time: float) -> list[dict[str, Any]]:
     rows = []
-    spi = exp.agent.steps_per_iteration
+    spi = exp.agent.units_per_iteration
+    unit = exp.algorithm.budget_unit
     for i in range(n):
         it = first_iteration + i + 1
-        for s in range(exp.num_seeds):
+        for s in range(exp.members):
             m = {k: (v[i, s] if exp.vmapped else v[i]) for k, v in buffer.items()}
-            episodes = float(m["episodes"])
-            row = {"iteration": it, "seed": s, "env_steps": it * spi, "episodes": int(episodes),
-                   "episode_return": float(m["episode_return_sum"]) / episodes if episodes else "",
-                   "episode_length": float(m["episode_length_sum"]) / episodes if episodes else "",
+            episodes = float(m[EPISODES])
+            row = {"iteration": it, "seed": s, unit: it * spi, "episodes": int(episodes),
+                   "episode_return": float(m[EPISODE_RETURN_SUM]) / episodes if episodes else "",
+                   "episode_length": float(m[EPISODE_LENGTH_SUM]) / episodes if episodes else "",
                    "wall_time": round(wall_time, 3)}
-            row.update({k: float(v) for k, v in m.items() if k not in _EPISODE_SUMS})
+            row.update({k: float(v) for k, v in m.items() if k not in EPISODE_SUMS})
             rows.append(row)
     return rows
 
@@ -169,14 +170,15 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
         state, iteration = exp.init_state(), 0
     write_config(exp, run_dir, "running")
 
-    spi = exp.agent.steps_per_iteration
+    spi = exp.agent.units_per_iteration
+    unit = exp.algorithm.budget_unit
     max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
     chunk, metric_names = make_chunk(exp, max_chunk)
     groups = SeedGroups(exp, chunk)
     states = groups.split(state)
-    columns = (["iteration", "seed", "env_steps", "episode_return", "episode_length", "episodes"]
-               + [k for k in metric_names if k not in _EPISODE_SUMS] + ["wall_time"])
-    log = rundir.MetricsLog(run_dir, columns, exp.num_seeds, tensorboard,
+    columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
+               + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
+    log = rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
                             keep_until_iteration=iteration if resume else None)
     bar = Progress(exp.total_steps, enabled=progress, description=f"{exp.algo} {exp.env_spec}")
     bar.update(iteration * spi, None, None)
@@ -203,7 +205,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                 rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
                 log.write(rows)
                 states, iteration = new_states, iteration + n
-                bar.update(iteration * spi, n * spi * exp.num_seeds / dt, rows)
+                bar.update(iteration * spi, n * spi * exp.members / dt, rows)
                 # The first chunk includes compilation; later chunks are sized by measured speed.
                 n = 2 if first else max(1, min(max_chunk, int(chunk_seconds * n / max(dt, 1e-6))))
                 first = False
@@ -239,9 +241,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
 
 def evaluate_run(exp: Experiment, state, episodes: int) -> dict[str, Any]:
     """Deterministic evaluation of each seed's final policy."""
-    if exp.vmapped and exp.num_seeds > 1:
+    if exp.vmapped and exp.members > 1:
         policy = exp.policy(state, 0)
-        stacked = (state.params, state.env_state)
+        stacked = (exp.params(state), exp.env_state(state))
         per_seed = evaluate_seeds(policy, stacked, episodes, exp.seed)
     else:
         per_seed = [evaluate(exp.policy(state, 0), exp.env_spec, episodes, seed=exp.seed)]

@@ -1,11 +1,18 @@
-"""The training loop shared by the replay-based actor-critics (DDPG, TD3, SAC, D4PG).
+"""The training loop shared by the replay-based algorithms (DDPG, TD3, SAC, D4PG; any action
+space, so a value-based method needs only its loss and its exploration).
 
 One State step is a block of ``block_size`` environment steps. At each, N environments act with
-the algorithm's exploration policy (uniform random actions while fewer than ``learning_starts``
+the algorithm's exploration policy (uniformly random actions while fewer than ``learning_starts``
 transitions have been collected: the burn-in), every transition goes into the replay buffer, and
 once learning has started the algorithm's ``update`` runs ``gradient_steps`` times (the
-update-to-data ratio is gradient_steps / N). Actions live in [-1, 1]^d; the environment layer
-rescales them to the action box.
+update-to-data ratio is gradient_steps / N). Random actions are integers in [0, n) for a
+discrete space and uniform in [-1, 1]^d for a box (the environment layer rescales them to the
+box's bounds).
+
+Observation normalisation: the buffer stores the observations as the environment gave them, and
+a sampled minibatch is normalised with the statistics of the time it is sampled (as
+Stable-Baselines3's VecNormalize with its replay buffers), so old and new transitions are seen on
+the same scale. The policy acts on observations normalised as the wrapper returns them.
 
 An algorithm supplies:
 
@@ -16,9 +23,10 @@ An algorithm supplies:
 - optionally ``explore(params, obs, noise, key) -> (action, noise)``: the behaviour policy when it
   is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck) or ``()``, zeroed
   where an episode ends;
-- ``update(params, learner, buffer_state, key) -> (params, learner, buffer_state, stats)``: one
-  gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or prioritised)
-  and may write priorities back.
+- ``update(params, learner, buffer_state, key, normalize) -> (params, learner, buffer_state,
+  stats)``: one gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or
+  prioritised, then ``normalized``) and may write priorities back. ``normalize(obs)`` applies the
+  current observation statistics to stored (raw) observations.
 """
 from __future__ import annotations
 
@@ -31,9 +39,7 @@ import jax.numpy as jnp
 from pgzoo.algos.base import Agent
 from pgzoo.core import replay
 from pgzoo.core.distributions import tanh_gaussian_sample
-from pgzoo.core.rollout import episode_metrics
-
-SUMS = ("episodes", "episode_return_sum", "episode_length_sum")
+from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
 
 
 class State(NamedTuple):
@@ -41,15 +47,36 @@ class State(NamedTuple):
     learner: Any
     buffer: Any
     env_state: Any
-    obs: jax.Array
+    obs: jax.Array  # what the policy sees: normalised where the environment normalises
+    raw_obs: jax.Array  # the same observations as the environment gave them: what replay stores
     noise: Any
     key: jax.Array
     env_steps: jax.Array  # steps per environment
 
 
-def uniform_batch(buffer, buffer_state, key) -> replay.Transition:
-    """A uniformly sampled minibatch of single transitions, leading axis B."""
-    return jax.tree.map(lambda x: x[:, 0], buffer.sample(buffer_state, key).experience)
+def raw_observations(ts) -> tuple[jax.Array, jax.Array]:
+    """A timestep's (obs, final_obs) before observation normalisation (``NormalizeObservation``
+    puts them in ``info``; without it they are the timestep's own)."""
+    return ts.info.get("raw_obs", ts.obs), ts.info.get("raw_final_obs", ts.final_obs)
+
+
+def normalized(batch, normalize: Callable):
+    """A sampled batch (``Transition`` or ``NStep``) with ``obs`` and ``next_obs`` normalised."""
+    return batch._replace(obs=normalize(batch.obs), next_obs=normalize(batch.next_obs))
+
+
+def uniform_batch(buffer, buffer_state, key, normalize: Callable) -> replay.Transition:
+    """A uniformly sampled minibatch of single transitions, leading axis B, its observations
+    normalised with ``normalize``."""
+    batch = jax.tree.map(lambda x: x[:, 0], buffer.sample(buffer_state, key).experience)
+    return normalized(batch, normalize)
+
+
+def random_actions(space, key, num_envs: int) -> jax.Array:
+    """Burn-in actions: uniform integers in [0, n) (Discrete), uniform in [-1, 1]^d (Box)."""
+    if space.kind == "discrete":
+        return jax.random.randint(key, (num_envs,), 0, space.n, jnp.int32)
+    return jax.random.uniform(key, (num_envs,) + tuple(space.shape), jnp.float32, -1.0, 1.0)
 
 
 def noisy_deterministic_policy(actor, noise_std: float) -> Callable:
@@ -88,22 +115,33 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
         def explore(params, obs, noise, key):
             return policy(params, obs, key), noise
 
-    action_dim = env.action_space.shape[0]
+    space = env.action_space
 
     def init(key):
         env_key, learner_key, state_key = jax.random.split(key, 3)
         env_state, ts = env.reset(env_key)
-        action = jnp.zeros((num_envs, action_dim))
+        raw_obs = raw_observations(ts)[0]
+        action = jnp.zeros_like(random_actions(space, key, num_envs))  # its dtype and shape
         params, learner = init_learner(learner_key, ts.obs, action)
-        example = replay.Transition(ts.obs[0], action[0], jnp.float32(0.0), ts.obs[0],
+        example = replay.Transition(raw_obs[0], action[0], jnp.float32(0.0), raw_obs[0],
                                     jnp.bool_(False), jnp.bool_(False))
-        return State(params, learner, buffer.init(example), env_state, ts.obs,
+        return State(params, learner, buffer.init(example), env_state, ts.obs, raw_obs,
                      init_noise(num_envs), state_key, jnp.int32(0))
 
+    def with_env(state: State, env_state, obs):
+        """Fresh episodes (a resumed host-bridged run): ``obs`` comes normalised."""
+        return state._replace(env_state=env_state, obs=obs,
+                              raw_obs=env.denormalize_obs(env_state, obs))
+
     def learn(state: State, key):
+        # the statistics of now, after this step's observations entered them
+        def normalize(obs):
+            return env.normalize_obs(state.env_state, obs)
+
         def one(carry, k):
             params, learner, buffer_state = carry
-            params, learner, buffer_state, stats = update(params, learner, buffer_state, k)
+            params, learner, buffer_state, stats = update(params, learner, buffer_state, k,
+                                                          normalize)
             return (params, learner, buffer_state), stats
 
         (params, learner, buffer_state), stats = jax.lax.scan(
@@ -115,17 +153,17 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
     def env_step(state: State, key):
         act_key, random_key, env_key, learn_key = jax.random.split(key, 4)
         burn_in = state.env_steps * num_envs < config.learning_starts
-        random_action = jax.random.uniform(random_key, (num_envs, action_dim), minval=-1.0,
-                                           maxval=1.0)
+        random_action = random_actions(space, random_key, num_envs)
         action, noise = explore(state.params, state.obs, state.noise, act_key)
-        action = jnp.where(burn_in, random_action, action)
+        action = jnp.where(burn_in, random_action, action).astype(random_action.dtype)
         env_state, ts = env.step(state.env_state, action, env_key)
         noise = jax.tree.map(
             lambda n: jnp.where(ts.done.reshape((-1,) + (1,) * (n.ndim - 1)), 0.0, n), noise)
+        raw_obs, raw_final_obs = raw_observations(ts)
         buffer_state = replay.add(buffer, state.buffer, replay.Transition(
-            state.obs, action, ts.reward, ts.final_obs, ts.terminated, ts.done))
-        state = state._replace(buffer=buffer_state, env_state=env_state, obs=ts.obs, noise=noise,
-                               env_steps=state.env_steps + 1)
+            state.raw_obs, action, ts.reward, raw_final_obs, ts.terminated, ts.done))
+        state = state._replace(buffer=buffer_state, env_state=env_state, obs=ts.obs,
+                               raw_obs=raw_obs, noise=noise, env_steps=state.env_steps + 1)
         can_learn = (state.env_steps * num_envs >= config.learning_starts) & \
             buffer.can_sample(buffer_state)
         stats_shape = jax.eval_shape(lambda s: learn(s, learn_key)[1], state)
@@ -140,6 +178,6 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
         key, block_key = jax.random.split(state.key)
         state, m = jax.lax.scan(env_step, state._replace(key=key),
                                 jax.random.split(block_key, config.block_size))
-        return state, {k: (v.sum() if k in SUMS else jnp.nanmean(v)) for k, v in m.items()}
+        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.nanmean(v)) for k, v in m.items()}
 
-    return Agent(init, step, policy, config.block_size * num_envs)
+    return Agent(init, step, policy, config.block_size * num_envs, with_env=with_env)

@@ -1,0 +1,2 @@
+"""Training loops that a family of algorithms shares; algorithms import loops and core, never each
+other."""
