@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pgzoo import algos
 from pgzoo.errors import PgzooError
 from pgzoo.run import checkpoint, rundir, trainer
 from pgzoo.run.evaluation import Policy, evaluate
@@ -65,11 +66,13 @@ def _driver(exp: Experiment):
     return DRIVERS[exp.algorithm.driver]
 
 
-def train(algo: str = "ppo", env: str = "CartPole-v1", total_steps: int | None = None,
+def train(algo: str, env: str | None = None, total_steps: int | None = None,
           seed: int = 0, *, seeds: int = 1, run_dir: str | Path | None = None,
           root: str | Path = "runs", progress: bool | None = None, tensorboard: bool = True,
           eval_episodes: int = 10, **overrides: Any) -> Run:
-    """Train ``algo`` on ``env``; keyword overrides set fields of the algorithm's Config."""
+    """Train ``algo`` on ``env`` (the algorithm's default environment when None); keyword
+    overrides set fields of the algorithm's Config."""
+    env = algos.get(algo).default_env if env is None else env
     exp = build(algo, env, total_steps, seed, seeds, overrides)
     if run_dir is None:
         path = rundir.new_run_dir(Path(root), algo, env)

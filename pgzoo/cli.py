@@ -83,10 +83,7 @@ def _train(args) -> int:
     else:
         if not args.algo:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
-        from pgzoo import algos
-
-        default_env = algos.get(args.algo).default_env
-        run = pgzoo.train(args.algo, args.env or default_env, args.steps, args.seed,
+        run = pgzoo.train(args.algo, args.env, args.steps, args.seed,
                           seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
                           **_overrides(args.set))

@@ -164,3 +164,29 @@ def test_a_grid_rejects_fields_that_cannot_be_traced():
         build("ppo", "CartPole-v1", grid=[{"num_envs": 2}, {"num_envs": 4}])
     with pytest.raises(PgzooError, match="learning_rate must be > 0"):
         build("ppo", "CartPole-v1", grid=[{"learning_rate": -1.0}])
+
+
+def test_the_host_side_knows_algorithms_only_through_the_contract():
+    """run/, api.py and cli.py name no algorithm and read no attribute by ``getattr``;
+    algorithm modules import loops and core, never each other."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(algos.__file__).parent.parent
+    host = [*sorted((root / "run").glob("*.py")), root / "api.py", root / "cli.py"]
+    names = set(algos.ALGORITHMS)
+    for path in host:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "getattr":
+                raise AssertionError(f"{path.name}:{node.lineno} uses getattr")
+            if isinstance(node, ast.Constant) and node.value in names:
+                raise AssertionError(f"{path.name}:{node.lineno} names {node.value!r}")
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pgzoo.algos."):
+                assert node.module == "pgzoo.algos.base", f"{path.name} imports {node.module}"
+    for path in sorted((root / "algos").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported = {node.module.rsplit(".", 1)[-1]} | {a.name for a in node.names}
+                if node.module.startswith("pgzoo.algos") and path.stem != "__init__":
+                    assert not imported & names - {path.stem}, f"{path.name} imports {imported}"

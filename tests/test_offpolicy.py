@@ -13,7 +13,6 @@ from pgzoo.algos import d4pg, ddpg, dpg, sac, sac_v1
 from pgzoo.core.distributional import atoms, categorical_projection
 from pgzoo.core.distributions import tanh_gaussian_sample
 from pgzoo.core.networks import DeterministicActor, ValueNetwork
-from pgzoo.errors import PgzooError
 from pgzoo.run.experiment import build
 
 ALGOS = ["dpg", "ddpg", "sac", "sac_v1", "d4pg"]
@@ -108,25 +107,7 @@ def test_ornstein_uhlenbeck_innovation_is_the_papers():
     assert abs(float(innovation.std()) - 0.2) < 0.004  # not 0.1 * sqrt(0.01) = 0.01
 
 
-@pytest.mark.parametrize("algo", ALGOS)
-@pytest.mark.parametrize("spec", ["Pendulum-v1", "gymnasium:Pendulum-v1"])
-def test_smoke_both_backends(algo, spec):
-    exp = build(algo, spec, total_steps=1000, overrides=SMALL[algo])
-    state = exp.init_state()
-    step = jax.jit(exp.step) if exp.vmapped else exp.step
-    for _ in range(6):
-        state, m = step(state)
-    m = jax.device_get(m)
-    losses = [k for k in m if k.endswith("_loss")]
-    assert losses and all(np.all(np.isfinite(m[k])) for k in losses), m
-    action = exp.policy(state)(np.zeros(3, np.float32))
-    assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
-
-
-@pytest.mark.parametrize("algo", ALGOS)
-def test_discrete_actions_are_a_clear_error(algo):
-    with pytest.raises(PgzooError, match=f"{algo} does not support discrete actions"):
-        build(algo, "CartPole-v1")
+# Smoke runs on both backends and the discrete-action error: test_contract.py.
 
 
 def test_ddpg_ou_noise_and_batch_norm_run():

@@ -21,28 +21,7 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("algo", FAMILY)
-@pytest.mark.parametrize("spec", ["CartPole-v1", "gymnasium:CartPole-v1", "Pendulum-v1",
-                                  "gymnasium:Pendulum-v1"])
-def test_smoke_every_action_space_on_both_backends(algo, spec):
-    exp = build(algo, spec, total_steps=10_000, overrides=SMALL[algo])
-    state = exp.init_state()
-    step = jax.jit(exp.step) if exp.vmapped else exp.step
-    for _ in range(2):
-        state, metrics = step(state)
-    for k, v in jax.device_get(metrics).items():
-        assert np.all(np.isfinite(v)), (algo, spec, k, v)
-    action = exp.policy(state)(np.zeros(exp.env.observation_space.shape, np.float32))
-    if exp.env.action_space.kind == "continuous":
-        assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0
-    else:
-        assert int(action) in (0, 1)
-
-
-@pytest.mark.parametrize("algo", FAMILY + ["ppo"])
-def test_unsupported_action_space_is_a_clear_error(algo):
-    with pytest.raises(PgzooError, match="MultiBinary space"):
-        build(algo, "envs_for_tests:Switches")
+# Smoke runs on every action-space kind and backend, and the unsupported-kind error: test_contract.py.
 
 
 def test_beta_policy_needs_a_bounded_box():

@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.ppo import clipped_surrogate
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
 from pgzoo.core.networks import ACTIVATIONS, MLP, ValueHead, ValueNetwork
+from pgzoo.core.objectives import clipped_surrogate
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.core.rollout import episode_metrics, rollout
 

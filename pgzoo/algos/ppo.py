@@ -44,6 +44,7 @@ from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
 from pgzoo.core.networks import ACTIVATIONS, ActorCritic
+from pgzoo.core.objectives import clipped_surrogate, kl_penalty_surrogate, value_loss
 from pgzoo.core.returns import gae
 from pgzoo.core.rollout import episode_metrics, rollout
 
@@ -112,30 +113,10 @@ class Batch(NamedTuple):
     target: jax.Array
 
 
-def clipped_surrogate(ratio, advantage, clip_low, clip_high=None):
-    """E[min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)], to be maximised."""
-    clip_high = clip_low if clip_high is None else clip_high
-    return jnp.minimum(ratio * advantage,
-                       jnp.clip(ratio, 1.0 - clip_low, 1.0 + clip_high) * advantage).mean()
-
-
-def kl_penalty_surrogate(ratio, advantage, kl, beta):
-    """E[r A - beta KL[pi_old, pi]], to be maximised."""
-    return (ratio * advantage - beta * kl).mean()
-
-
 def adapt_kl_beta(beta, kl, kl_target):
     """Halve beta when the KL is well under target, double it when well over."""
     beta = jnp.where(kl < kl_target / 1.5, beta / 2.0, beta)
     return jnp.where(kl > kl_target * 1.5, beta * 2.0, beta)
-
-
-def value_loss(value, old_value, target, clip_coef, clip):
-    unclipped = (value - target) ** 2
-    if not clip:
-        return 0.5 * unclipped.mean()
-    clipped = (old_value + jnp.clip(value - old_value, -clip_coef, clip_coef) - target) ** 2
-    return 0.5 * jnp.maximum(unclipped, clipped).mean()
 
 
 def make(config: Config, env, total_steps: int) -> Agent:
