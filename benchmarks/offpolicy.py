@@ -116,6 +116,10 @@ def main(argv: list[str]) -> None:
             seeds = tuple(int(s) for s in next(args).split(","))
         elif arg == "--reuse":
             reuse = True
+        elif arg in ("-h", "--help"):
+            print(__doc__ + "\nExperiments: " + ", ".join(list(EXPERIMENTS) + ["throughput",
+                                                                            "memory"]))
+            return
         else:
             names.append(arg)
     groups = {"native": [n for n in EXPERIMENTS if n.endswith("_pendulum")],
