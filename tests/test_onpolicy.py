@@ -270,8 +270,8 @@ def test_reinforce_update_is_the_monte_carlo_gradient_of_the_steps_it_uses(
 # --- learning ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("algo, steps, overrides, threshold", [
     # Thresholds sit well above a random policy (about 22) and below what these seeds reach
-    # here (336, 500, 500, 482, 399), to allow for small numerical differences across versions.
-    ("reinforce", 300_000, {}, 250),
+    # here (500, 500, 500, 482, 399), to allow for small numerical differences across versions.
+    ("reinforce", 300_000, {}, 400),
     ("actor_critic", 200_000, {}, 400),
     ("a2c", 100_000, {}, 400),
     ("vpg", 100_000, {}, 350),

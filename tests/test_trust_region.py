@@ -262,7 +262,7 @@ def test_ppg_alternates_phases_as_configured():
 
     env = envs.make("CartPole-v1", num_envs=2)
     agent = ppg.make(config, env, 10_000)
-    assert agent.steps_per_iteration == 3 * 64
+    assert agent.units_per_iteration == 3 * 64
     state = agent.init(jax.random.PRNGKey(0))
     aux_head = lambda s: s.params["policy"]["params"]["aux_value"]  # noqa: E731
     before = aux_head(state)
