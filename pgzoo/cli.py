@@ -1,6 +1,8 @@
 """Command line: ``pgzoo train | eval | plot | list``.
 
-Bad input never ends in a traceback: it prints one line, ``error: ...``, and exits with code 2.
+Bad input never ends in a traceback: it prints one line, ``error: ...``, and exits with code 2; a run
+that fails on its own (it diverged, its environment failed, the disk filled) prints one line and
+exits with code 1, its directory marked ``failed``; Ctrl-C or SIGTERM exits with code 130.
 """
 from __future__ import annotations
 
@@ -9,10 +11,15 @@ import json
 import sys
 from pathlib import Path
 
-from pgzoo.errors import PgzooError
+from pgzoo.errors import PgzooError, RunFailed
 
+EXIT_FAILED = 1  # a run that stopped on its own (diverged, environment failed, disk full)
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+TRUST_HELP = ("with a run directory: import the environment module that its config.json names "
+              "(package.module:ClassName), which runs that module's code")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,9 +43,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a Config field; repeatable")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue this run from its checkpoint")
     t.add_argument("--run-dir", help="write the run here instead of runs/<algo>-<env>-<time>")
-    t.add_argument("--eval-episodes", type=int, default=10, help="final evaluation episodes")
+    t.add_argument("--eval-episodes", type=int, default=10,
+                   help="final evaluation episodes (0: none)")
+    t.add_argument("--trust", action="store_true", help=TRUST_HELP)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard events")
+    t.add_argument("--checkpoint-interval", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds between checkpoints (default 30; one is always written at the "
+                        "end, on Ctrl-C and on failure)")
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -46,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--env", default=None, help="evaluate on another spec of the same task")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--video", metavar="OUT.gif", help="also record one episode as a GIF")
+    e.add_argument("--trust", action="store_true", help=TRUST_HELP)
 
     pl = sub.add_parser("plot", help="plot learning curves of one or more runs")
     pl.add_argument("run_dirs", nargs="+")
@@ -79,14 +92,15 @@ def _train(args) -> int:
             raise PgzooError("--resume continues a run with its own config; drop --set, --env "
                              "and --seeds (only --steps may change)")
         run = pgzoo.resume(args.resume, args.steps, progress=not args.no_progress,
-                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes)
+                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
+                           trust=args.trust, checkpoint_interval=args.checkpoint_interval)
     else:
         if not args.algo:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
         run = pgzoo.train(args.algo, args.env, args.steps, args.seed,
                           seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
-                          **_overrides(args.set))
+                          checkpoint_interval=args.checkpoint_interval, **_overrides(args.set))
     ev = run.eval
     result = f" | eval mean return {ev['mean_return']:.1f}" if ev else ""
     print(f"done: {run.summary['env_steps']} steps per seed in {run.summary['wall_time']:.1f}s"
@@ -98,16 +112,21 @@ def _eval(args) -> int:
     import pgzoo
     from pgzoo.run import rundir
 
-    policy = pgzoo.load(args.run_dir)
+    if args.video and not args.video.lower().endswith(".gif"):
+        raise PgzooError(f"--video writes a GIF; give a path ending in .gif, got {args.video!r}")
+    policy = pgzoo.load(args.run_dir, trust=args.trust)
     result = pgzoo.evaluate(policy, args.env, episodes=args.episodes, seed=args.seed)
     if args.video:
         from pgzoo.run.video import record_gif
 
-        if not args.video.lower().endswith(".gif"):
-            raise PgzooError(f"--video writes a GIF; give a path ending in .gif, got {args.video!r}")
         result["video"] = record_gif(policy, Path(args.video), seed=args.seed)
-    rundir.write_json(Path(args.run_dir) / rundir.EVAL, result)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}, indent=2))
+    path = Path(args.run_dir) / rundir.EVAL
+    try:
+        rundir.write_json(path, result)
+    except OSError as err:
+        raise PgzooError(f"cannot write {path}: {err.strerror} (the result is printed above)"
+                         ) from None
     return 0
 
 
@@ -135,11 +154,22 @@ def _list(_args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pgzoo.run import signals
+
     try:
-        args = _parser().parse_args(argv)
-        return {"train": _train, "eval": _eval, "plot": _plot, "list": _list}[args.command](args)
+        with signals.interrupt_during_start_up():
+            args = _parser().parse_args(argv)
+            commands = {"train": _train, "eval": _eval, "plot": _plot, "list": _list}
+            return commands[args.command](args)
+    except RunFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except PgzooError as err:
         print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:  # the file system refused a path the user gave
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted: the last checkpoint and metrics are kept; continue with "

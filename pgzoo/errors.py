@@ -12,3 +12,9 @@ class PgzooError(ValueError):
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise PgzooError(message)
+
+
+class RunFailed(PgzooError):
+    """A run that stopped on its own: learning diverged, the environment failed, the disk is full.
+    Its directory keeps the last checkpoint and every metrics row up to it, and says ``failed``;
+    the command line exits with code 1."""

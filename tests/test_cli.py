@@ -67,7 +67,13 @@ def test_partial_and_corrupt_run_directories(capsys, tmp_path, trained):
     partial.mkdir()
     (partial / "config.json").write_text((trained / "config.json").read_text())
     one_line_error(capsys, ["eval", str(partial)], "has no checkpoint")
-    one_line_error(capsys, ["train", "--resume", str(partial)], "has no checkpoint")
+    # a run stopped before its first checkpoint is no dead end: resume trains it from the start
+    (partial / "metrics.csv").write_text("iteration,seed,env_steps\n1,0,128\n")
+    assert main(["train", "--resume", str(partial), "--no-progress", "--no-tensorboard",
+                 "--eval-episodes", "1"]) == 0
+    assert json.loads((partial / "config.json").read_text())["status"] == "finished"
+    rows = (partial / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 1024 // 128 and rows[1].startswith("1,0,128,")
 
     (partial / "config.json").write_text('{"algo": "ppo"')
     one_line_error(capsys, ["eval", str(partial)], "is corrupt")

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.loops.replay import make_agent, noisy_deterministic_policy, normalized
+from pgzoo.algos.loops.replay import (check_budget, make_agent, noisy_deterministic_policy,
+                                      normalized)
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.distributional import atoms, categorical_projection
@@ -97,6 +98,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
                                     obs_ndim)
     support = atoms(config.v_min, config.v_max, config.num_atoms)
     tx = optax.adam(config.learning_rate)
+    check_budget(config, total_steps)
     buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs, config.n_step,
                          prioritised=True, alpha=config.priority_alpha)
     total_updates = total_steps // config.num_envs * config.gradient_steps

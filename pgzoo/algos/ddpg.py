@@ -31,7 +31,8 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.loops.replay import make_agent, noisy_deterministic_policy, uniform_batch
+from pgzoo.algos.loops.replay import (check_budget, make_agent, noisy_deterministic_policy,
+                                      uniform_batch)
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, DeterministicActor, QNetwork
@@ -131,6 +132,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
     critic = Critic(config.hidden_sizes, config.activation, obs_ndim, config.batch_norm)
     actor_tx = optax.adam(config.actor_learning_rate)
     critic_tx = optax.adam(config.critic_learning_rate)
+    check_budget(config, total_steps)
     buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs)
 
     def init_learner(key, obs, action):

@@ -24,7 +24,6 @@ from pgzoo.core.distributions import distribution
 from pgzoo.core.trust_region import conjugate_gradient, fisher_vector_product
 
 
-
 @dataclass(frozen=True)
 class Config(loop.Config):
     """The loop's settings (``pgzoo.algos.loops.natural_gradient.Config``): SB3 TRPO's defaults,

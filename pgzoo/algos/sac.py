@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.loops.replay import make_agent, squashed_gaussian_policy, uniform_batch
+from pgzoo.algos.loops.replay import (check_budget, make_agent, squashed_gaussian_policy,
+                                      uniform_batch)
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, QNetwork, SquashedGaussianActor
@@ -79,6 +80,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
     actor = SquashedGaussianActor(action_dim, config.hidden_sizes, config.activation, obs_ndim)
     critic = QNetwork(0, config.hidden_sizes, config.activation, obs_ndim)
     tx = optax.adam(config.learning_rate)
+    check_budget(config, total_steps)
     buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs)
     target_entropy = -config.target_entropy_scale * action_dim
 

@@ -6,19 +6,35 @@ strings are parsed by the type of the field's default.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from pgzoo.errors import PgzooError, check
 
+MAX_INT = 2**31 - 1  # integer fields size arrays and count steps in 32 bits
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 def _parse(name: str, default: Any, value: Any, optional_float: bool = False) -> Any:
+    value = _parse_value(name, default, value, optional_float)
+    if isinstance(value, float):
+        check(math.isfinite(value), f"{name} must be a finite number, got {value!r}")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        check(abs(value) <= MAX_INT, f"{name} must be at most {MAX_INT:,} in magnitude, "
+              f"got {value!r}")
+    elif isinstance(value, tuple):
+        check(all(1 <= v <= MAX_INT for v in value),
+              f"{name} must be positive integers (layer sizes) such as 64,64, got "
+              f"{','.join(map(str, value)) or 'nothing'}")
+    return value
+
+
+def _parse_value(name: str, default: Any, value: Any, optional_float: bool = False) -> Any:
     if optional_float:  # a float field whose default None means "off"
         if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "")):
             return None
-        return _parse(name, 0.0, value)
+        return _parse_value(name, 0.0, value)
     kind = type(default)
     if isinstance(value, str) and kind is not str:
         text = value.strip()

@@ -1,8 +1,16 @@
 """Environments: one functional, batched protocol for every backend (see ``protocol``)."""
 from pgzoo.envs.protocol import Env, TimeStep
-from pgzoo.envs.registry import BACKENDS, jax_native_ids, make, make_base, render_factory, resolve
+from pgzoo.envs.registry import (
+                                 BACKENDS,
+                                 imports_code,
+                                 jax_native_ids,
+                                 make,
+                                 make_base,
+                                 render_factory,
+                                 resolve,
+)
 from pgzoo.envs.spaces import Box, Discrete
 from pgzoo.envs.wrappers import rescale_action
 
-__all__ = ["BACKENDS", "Box", "Discrete", "Env", "TimeStep", "jax_native_ids", "make",
+__all__ = ["BACKENDS", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids", "make",
            "make_base", "render_factory", "rescale_action", "resolve"]

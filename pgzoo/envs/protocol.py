@@ -62,6 +62,11 @@ class Env:
         """Undo ``normalize_obs`` (exact except where normalisation clipped)."""
         return obs
 
+    def host_error(self) -> Exception | None:
+        """The error a host-side simulator raised inside a compiled call, if one did (JAX reports
+        it only as a runtime error of the call); None for JAX-native environments."""
+        return None
+
     @property
     def unwrapped(self) -> Env:
         return self

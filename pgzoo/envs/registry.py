@@ -7,6 +7,7 @@ exists and otherwise any registered Gymnasium id through the host bridge.
 from __future__ import annotations
 
 import importlib
+import sys
 from functools import lru_cache
 
 from pgzoo.envs import spaces
@@ -14,8 +15,12 @@ from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
 from pgzoo.envs.gymnax_env import GymnaxEnv
 from pgzoo.envs.protocol import Env
-from pgzoo.envs.wrappers import (EpisodeStatistics, NormalizeObservation, NormalizeReward,
-                                 RescaleAction)
+from pgzoo.envs.wrappers import (
+    EpisodeStatistics,
+    NormalizeObservation,
+    NormalizeReward,
+    RescaleAction,
+)
 from pgzoo.errors import PgzooError
 
 BACKENDS = {
@@ -68,11 +73,17 @@ def _user_class_factory(target: str, render_mode: str | None = None):
     import gymnasium
 
     module_name, _, class_name = target.partition(":")
+    if not module_name or not class_name:
+        raise PgzooError(f"environment {target!r} must be package.module:ClassName")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise PgzooError(f"cannot import module {module_name!r} for environment {target!r}: "
                          f"{err}; expected package.module:ClassName") from None
+    except Exception as err:  # the module itself failed: a SyntaxError, an error at import
+        line = (str(err).strip().splitlines() or [""])[0]
+        raise PgzooError(f"importing module {module_name!r} for environment {target!r} raised "
+                         f"{type(err).__name__}: {line}") from None
     cls = getattr(module, class_name, None)
     if not (isinstance(cls, type) and issubclass(cls, gymnasium.Env)):
         raise PgzooError(f"{target!r} is not a gymnasium.Env class; expected "
@@ -81,6 +92,16 @@ def _user_class_factory(target: str, render_mode: str | None = None):
     def factory():
         return cls(render_mode=render_mode) if render_mode else cls()
     return factory
+
+
+def imports_code(spec: str) -> str | None:
+    """The module that making ``spec`` would import and run (a user's environment class), or
+    None when ``spec`` names a registered environment or one whose module is already imported."""
+    backend, target = resolve(spec)
+    if backend != "class":
+        return None
+    module = target.partition(":")[0]
+    return None if module in sys.modules else module
 
 
 def resolve(spec: str) -> tuple[str, str]:

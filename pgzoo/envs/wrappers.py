@@ -30,6 +30,9 @@ class Wrapper(Env):
     def unwrapped(self) -> Env:
         return self.env.unwrapped
 
+    def host_error(self) -> Exception | None:
+        return self.env.host_error()
+
     # Stateless wrappers keep the inner state as their own; stateful ones override these.
     def reset(self, key):
         return self.env.reset(key)

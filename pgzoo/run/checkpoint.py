@@ -8,7 +8,6 @@ is written beside its destination and renamed over it.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -28,54 +27,76 @@ def _flatten(tree) -> dict[str, np.ndarray]:
 
 
 def save(directory: Path, state: Any, meta: dict[str, Any]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
+    from pgzoo.run import rundir
+
+    rundir.safe_dir(directory)
     arrays = _flatten(jax.device_get(state))
     arrays[_META] = np.array(json.dumps(meta))
     final = directory / FILENAME
-    tmp = directory / f".{FILENAME}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, final)
+    rundir.atomic_write(final, lambda f: np.savez(f, **arrays), binary=True)
     return final
+
+
+def _header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from an .npy member's header, read before its data is allocated."""
+    with archive.open(name + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read(f)
+    return tuple(shape), dtype
+
+
+def _corrupt(path: Path, err: BaseException) -> PgzooError:
+    return PgzooError(f"checkpoint {path} is corrupt ({type(err).__name__}); give a run directory "
+                      "with an intact checkpoint")
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
     path = directory / FILENAME
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return json.loads(str(data[_META]))
-    except FileNotFoundError:
+    if not path.is_file():
         raise PgzooError(f"{directory.parent} has no checkpoint ({path} is missing); "
-                         "give a run directory written by `pgzoo train`") from None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
-        raise PgzooError(f"checkpoint {path} is corrupt ({type(err).__name__}); "
-                         "give a run directory with an intact checkpoint") from None
+                         "give a run directory written by `pgzoo train`")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            shape, dtype = _header(archive, _META)
+            if shape != () or dtype.kind != "U" or dtype.itemsize > 1 << 20:
+                raise ValueError("metadata is not a short string")
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data[_META]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
+            json.JSONDecodeError) as err:
+        raise _corrupt(path, err) from None
+    iteration = meta.get("iteration") if isinstance(meta, dict) else None
+    if not (isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0):
+        raise PgzooError(f"checkpoint {path} has no valid iteration in its metadata; give a run "
+                         "directory with an intact checkpoint")
+    return meta
 
 
 def load(directory: Path, template: Any) -> tuple[Any, dict[str, Any]]:
-    """Restore a State shaped like ``template`` (arrays or ShapeDtypeStructs)."""
+    """Restore a State shaped like ``template`` (arrays or ShapeDtypeStructs). Every array's
+    header is checked against the template before its data is read, so a foreign or forged file
+    is reported, never half-loaded or allowed to allocate what its header claims."""
     meta = read_meta(directory)
     path = directory / FILENAME
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     restored = []
     try:
-        with np.load(path, allow_pickle=False) as data:
+        with zipfile.ZipFile(path) as archive, np.load(path, allow_pickle=False) as data:
             for key_path, leaf in leaves:
                 name = jax.tree_util.keystr(key_path)
                 if name not in data.files:
                     raise PgzooError(f"checkpoint {path} lacks {name}; it was written by a "
                                      "different configuration or is partial")
-                value = data[name]
-                if value.shape != tuple(leaf.shape) or value.dtype != leaf.dtype:
+                shape, dtype = _header(archive, name)
+                if shape != tuple(leaf.shape) or dtype != leaf.dtype:
                     raise PgzooError(
-                        f"checkpoint {path} has {name} of shape {value.shape} {value.dtype}, "
+                        f"checkpoint {path} has {name} of shape {shape} {dtype}, "
                         f"expected {tuple(leaf.shape)} {leaf.dtype}; it does not match config.json")
-                restored.append(value)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        if isinstance(err, PgzooError):
-            raise
-        raise PgzooError(f"checkpoint {path} is corrupt ({type(err).__name__}); "
-                         "give a run directory with an intact checkpoint") from None
+                restored.append(data[name])
+    except PgzooError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise _corrupt(path, err) from None
     return jax.tree_util.tree_unflatten(treedef, restored), meta

@@ -34,8 +34,18 @@ class Policy:
 
     def __call__(self, obs, key: jax.Array | None = None, deterministic: bool = True):
         """One observation (or a batch) -> NumPy action(s) for the Gymnasium environment."""
-        obs = jnp.asarray(obs, jnp.float32)
-        single = obs.ndim == len(self._train_env.observation_space.shape)
+        shape = tuple(self._train_env.observation_space.shape)
+        try:
+            obs = jnp.asarray(obs, jnp.float32)
+        except (TypeError, ValueError):
+            raise PgzooError(f"a policy takes an observation array of shape {shape} or a batch "
+                             f"(N, {', '.join(map(str, shape))}), got {type(obs).__name__}"
+                             ) from None
+        if obs.shape[-len(shape):] != shape or obs.ndim not in (len(shape), len(shape) + 1):
+            raise PgzooError(f"a policy of {self.env_spec} takes an observation of shape {shape} "
+                             f"or a batch (N, {', '.join(map(str, shape))}), got shape "
+                             f"{tuple(obs.shape)}")
+        single = obs.ndim == len(shape)
         batch = obs[None] if single else obs
         key = jax.random.PRNGKey(0) if key is None else key
         action = self._jit_act(self.params, batch, key, deterministic=deterministic)
@@ -94,20 +104,26 @@ def evaluate(policy: Policy, env: str | None = None, episodes: int = 10, seed: i
     _check_compatible(policy, eval_env)
     max_steps = (eval_env.max_episode_steps or 10_000) + 1
     run = jax.jit(run_episodes, static_argnums=(0, 1, 4, 5))
-    returns, lengths = run(eval_env, policy.act, policy.params, jax.random.PRNGKey(seed),
-                           max_steps, deterministic)
+    returns, lengths = jax.device_get(run(eval_env, policy.act, policy.params,
+                                          jax.random.PRNGKey(seed), max_steps, deterministic))
+    if eval_env.host_error() is not None:
+        raise PgzooError(f"evaluation failed: {eval_env.host_error()}")
     return _summary(np.asarray(returns), np.asarray(lengths))
 
 
-def evaluate_seeds(policy: Policy, stacked_params, episodes: int, seed: int) -> list[dict]:
-    """Evaluate the policies of several seeds at once (vmapped) on a JAX-native environment."""
+def evaluate_members(policy: Policy, stacked_params, episodes: int, seeds: list[int]) -> list[dict]:
+    """Evaluate the policies of several members on a JAX-native environment, member m with
+    ``PRNGKey(seeds[m])``, one member at a time inside one compiled call (``lax.map``), so that a
+    member's result does not depend on the others."""
     eval_env = envs.make(policy.env_spec, num_envs=episodes)
     max_steps = (eval_env.max_episode_steps or 10_000) + 1
 
-    def one(params):
+    def one(args):
+        params, seed = args
         return run_episodes(eval_env, policy.act, params, jax.random.PRNGKey(seed), max_steps)
 
-    returns, lengths = jax.jit(jax.vmap(one))(stacked_params)
+    returns, lengths = jax.jit(lambda p, s: jax.lax.map(one, (p, s)))(
+        stacked_params, jnp.asarray(seeds, jnp.uint32))
     return [_summary(r, l) for r, l in zip(np.asarray(returns), np.asarray(lengths))]
 
 

@@ -25,6 +25,8 @@ from pgzoo.core import config as cfg
 from pgzoo.errors import PgzooError, check
 from pgzoo.run.evaluation import Policy
 
+MAX_TOTAL_STEPS = 2**31 - 1
+
 
 class GridState(NamedTuple):
     values: dict[str, jax.Array]  # this member's hyperparameter values
@@ -86,7 +88,12 @@ class Experiment:
                           for _ in points for i in range(self.num_seeds)])
         values = {name: jnp.asarray([p[name] for p in points for _ in range(self.num_seeds)],
                                     jnp.float32) for name in points[0]}
-        return jax.vmap(self._init_member)(keys, values or None)
+        # lax.map initialises one member at a time (unbatched), as a single-seed run does
+        return jax.lax.map(lambda kv: self._init_member(*kv), (keys, values or None))
+
+    def member_seeds(self) -> list[int]:
+        """The seed of each member: member m has seed ``seed + m % num_seeds``."""
+        return [self.seed + m % self.num_seeds for m in range(self.members)]
 
     def template(self):
         return jax.eval_shape(self.init_state)
@@ -151,8 +158,10 @@ def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 
     algorithm = algos.get(algo)
     config = cfg.build(algorithm.config, dict(overrides or {}), algo)
     total_steps = algorithm.default_budget if total_steps is None else total_steps
-    check(isinstance(total_steps, int) and not isinstance(total_steps, bool) and total_steps > 0,
-          f"total_steps must be a positive integer, got {total_steps!r}")
+    check(isinstance(total_steps, int) and not isinstance(total_steps, bool)
+          and 0 < total_steps <= MAX_TOTAL_STEPS,
+          f"total_steps must be a positive integer of at most {MAX_TOTAL_STEPS:,} (the step "
+          f"counters are 32-bit), got {total_steps!r}")
     check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
           f"seed must be an integer >= 0, got {seed!r}")
     check(isinstance(num_seeds, int) and not isinstance(num_seeds, bool) and num_seeds >= 1,

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from pgzoo.errors import PgzooError
-from pgzoo.run.rundir import read_config, read_metrics
+from pgzoo.run.rundir import atomic_write, read_config, read_metrics
 
 
 def _curve(rows, seed: float):
@@ -30,7 +30,14 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
 
     if not run_dirs:
         raise PgzooError("plot needs at least one run directory")
+    out = Path(out)
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    formats = fig.canvas.get_supported_filetypes()
+    fmt = out.suffix.lstrip(".").lower()
+    if fmt not in formats:
+        plt.close(fig)
+        raise PgzooError(f"cannot write a plot to {out}: give a file name ending in one of "
+                         + ", ".join(f".{f}" for f in sorted(formats)))
     for run_dir in run_dirs:
         run_dir = Path(run_dir)
         cfg = read_config(run_dir)
@@ -54,8 +61,9 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None) -> Path
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, dpi=110, format=fmt), binary=True)
+    finally:
+        plt.close(fig)
     return out

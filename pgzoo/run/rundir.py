@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,70 @@ def new_run_dir(root: Path, algo: str, env: str) -> Path:
     return path
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def check_not_link(path: Path) -> None:
+    """Refuse a symbolic link where pgzoo writes inside a run directory: following it would
+    write outside the run directory."""
+    if Path(path).is_symlink():
+        raise PgzooError(f"{path} is a symbolic link; pgzoo does not write through links inside a "
+                         "run directory. Remove it, or use a new run directory")
+
+
+def safe_dir(path: Path) -> Path:
+    """``path`` as a directory inside a run directory (created if missing), never a link."""
+    check_not_link(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise PgzooError(f"{path} exists and is not a directory") from None
+    return path
+
+
+def open_new(path: Path, binary: bool = False):
+    """Create ``path`` afresh for writing: a stale file or a planted link of that name is removed
+    first, and the file is created exclusively (``O_EXCL | O_NOFOLLOW``)."""
+    _unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write ``path`` through a temporary beside it, synced and renamed over it: a reader (or a
+    kill at any moment) sees the old file or the new one, never a partial one. On failure (a full
+    disk) the temporary is removed and the old file stays."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open_new(tmp, binary) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise PgzooError(f"refusing to write {path.name}: it would hold a non-finite number "
+                         "(NaN or infinity), which is not valid JSON") from None
+    atomic_write(path, lambda f: f.write(text))
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    """Temporaries left by a process killed while writing (``.NAME.tmp``)."""
+    for sub in (run_dir, run_dir / CHECKPOINTS):
+        if sub.is_dir() and not sub.is_symlink():
+            for tmp in sub.glob(".*.tmp"):
+                _unlink(tmp)
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
@@ -45,18 +106,32 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         data = json.loads(path.read_text())
     except FileNotFoundError:
         raise PgzooError(f"{run_dir} is not a run directory: {CONFIG} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise PgzooError(f"{path} is corrupt (not valid JSON)") from None
-    required = ("algo", "env", "total_steps", "seed", "seeds", "config")
+    except OSError as err:
+        raise PgzooError(f"cannot read {path}: {err.strerror}") from None
+    if not isinstance(data, dict):
+        raise PgzooError(f"{path} is not a run's config (it holds a {type(data).__name__}, "
+                         "not an object)")
+    required = {"algo": str, "env": str, "total_steps": int, "seed": int, "seeds": int,
+                "config": dict}
     missing = [k for k in required if k not in data]
-    if not isinstance(data, dict) or missing:
+    if missing:
         raise PgzooError(f"{path} is incomplete: missing {', '.join(missing)}")
+    for key, kind in required.items():
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise PgzooError(f"{path} is invalid: {key} must be a {kind.__name__}, got "
+                             f"{data[key]!r}")
     return data
 
 
 class MetricsLog:
     """metrics.csv (one row per iteration and seed) and TensorBoard scalars. The third column
-    counts the budget (``env_steps``, or the algorithm's ``budget_unit``) and is the x axis."""
+    counts the budget (``env_steps``, or the algorithm's ``budget_unit``) and is the x axis.
+
+    Rows are appended and flushed after every chunk. On resume, the rows up to the checkpoint are
+    kept and the file is rewritten atomically (a kill during the rewrite leaves the old file, whose
+    rows past the checkpoint the next resume drops again), then appended to."""
 
     def __init__(self, run_dir: Path, columns: list[str], num_seeds: int, tensorboard: bool,
                  keep_until_iteration: int | None = None):
@@ -64,17 +139,25 @@ class MetricsLog:
         self.columns = columns
         rows = []
         if keep_until_iteration is not None and self.path.exists():
-            # Resuming: drop rows written after the checkpoint we continue from.
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["iteration"]) <= keep_until_iteration]
-        self._file = open(self.path, "w", newline="")
+            check_not_link(self.path)
+            rows = [r for r in _csv_rows(self.path) if _iteration(r) is not None
+                    and _iteration(r) <= keep_until_iteration]
+
+        def write_kept(f):
+            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+        atomic_write(self.path, write_kept)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        self._file = os.fdopen(fd, "a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
-        self._csv.writeheader()
-        self._csv.writerows(rows)
         self._writers = []
         if tensorboard:
             sub = [""] if num_seeds == 1 else [f"seed{i}" for i in range(num_seeds)]
-            self._writers = [TensorBoardWriter(run_dir / TENSORBOARD / s, columns[2]) for s in sub]
+            tb = safe_dir(run_dir / TENSORBOARD)
+            self._writers = [TensorBoardWriter(safe_dir(tb / s) if s else tb, columns[2])
+                             for s in sub]
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         self._csv.writerows(rows)
@@ -120,14 +203,39 @@ class TensorBoardWriter:
         self._writer.close()
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise PgzooError(f"{path} is not a metrics file written by pgzoo ({err})") from None
+
+
+def _iteration(row: dict[str, str]) -> int | None:
+    """A row's iteration, or None for a malformed row (the last row of a killed write)."""
+    try:
+        return int(row["iteration"]) if None not in row and None not in row.values() else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.csv with numbers as floats (empty cells as None); a malformed
+    row (cut short by a kill) is skipped."""
     path = Path(run_dir) / METRICS
-    if not path.exists():
+    if not path.is_file():
         raise PgzooError(f"{run_dir} has no {METRICS}; give a run directory written by "
                          "`pgzoo train`")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _csv_rows(path)
+    if rows and not {"iteration", "seed", "episode_return"} <= set(rows[0]):
+        raise PgzooError(f"{path} is not a metrics file written by pgzoo: its header lacks "
+                         "iteration, seed or episode_return")
     out = []
     for r in rows:
-        out.append({k: (float(v) if v not in ("", None) else None) for k, v in r.items()})
+        if _iteration(r) is None:
+            continue
+        try:
+            out.append({k: (float(v) if v != "" else None) for k, v in r.items()})
+        except ValueError:
+            continue
     return out

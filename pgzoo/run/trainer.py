@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from pgzoo import __version__
-from pgzoo.algos.base import EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM, EPISODE_SUMS, EPISODES
+from pgzoo.algos.base import (
+    EPISODE_LENGTH_SUM,
+    EPISODE_RETURN_SUM,
+    EPISODE_SUMS,
+    EPISODES,
+)
 from pgzoo.core.config import to_dict
-from pgzoo.run import checkpoint, rundir
-from pgzoo.run.evaluation import evaluate, evaluate_seeds
+from pgzoo.errors import PgzooError, RunFailed
+from pgzoo.run import checkpoint, rundir, signals
+from pgzoo.run.evaluation import evaluate, evaluate_members
 from pgzoo.run.experiment import Experiment
 from pgzoo.run.progress import Progress
 
@@ -54,20 +58,22 @@ def _cores() -> int:
 
 
 def seed_groups(exp: Experiment) -> list[slice]:
-    """Split the seed axis into one equal group per CPU core (at most).
+    """Split the member axis (seeds, or grid points x seeds) into groups run as separate calls.
 
-    XLA runs one compiled call on one core for networks this small, and batching more seeds into
-    one vmapped call gains little on a CPU, so the groups run concurrently in threads instead.
-    An algorithm declared with ``vmap_seeds=False`` gets one group per member."""
+    On a CPU every member is its own group, stepped unbatched: XLA computes a vmapped batch of
+    seeds with other instruction orders than a single seed, so grouping seeds by core count made a
+    seed's numbers depend on the machine and on which seeds shared its run. One member per group
+    makes member k of ``--seeds K`` equal ``--seed k`` alone, bit for bit, on any core count; the
+    groups run concurrently in threads, one per core. On an accelerator (where one vmapped call is
+    what makes many seeds cheap) an algorithm declared with ``vmap_seeds=True`` keeps all its
+    members in one vmapped call: each member is then reproducible for the same ``--seeds K`` and
+    device, but not equal to a single-seed run (README, "Reproducibility")."""
     members = exp.members
     if not exp.vmapped or members == 1:
         return [slice(None)]
-    if not exp.algorithm.vmap_seeds:
-        return [slice(i, i + 1) for i in range(members)]
-    cores = _cores()
-    groups = max(d for d in range(1, min(cores, members) + 1) if members % d == 0)
-    size = members // groups
-    return [slice(i * size, (i + 1) * size) for i in range(groups)]
+    if exp.algorithm.vmap_seeds and jax.default_backend() != "cpu":
+        return [slice(None)]
+    return [slice(i, i + 1) for i in range(members)]
 
 
 class SeedGroups:
@@ -125,50 +131,64 @@ def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteratio
     return rows
 
 
-@contextlib.contextmanager
-def stop_on_sigint():
-    """Ctrl-C asks the loop to stop at the end of the running chunk (a second Ctrl-C stops at
-    once). The request is a flag the loop checks, because a KeyboardInterrupt raised while JAX
-    waits for a result can be lost inside it."""
-    requested = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield requested
-        return
-
-    def handler(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield requested
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> None:
     rundir.write_json(run_dir / rundir.CONFIG, {
         "algo": exp.algo, "env": exp.env_spec, "total_steps": exp.total_steps, "seed": exp.seed,
         "seeds": exp.num_seeds, "config": to_dict(exp.config), "status": status,
-        "pgzoo_version": __version__, **extra})
+        "pgzoo_version": __version__, "pid": os.getpid(), **extra})
+
+
+def first_non_finite(exp: Experiment, buffer: dict[str, np.ndarray], n: int,
+                     first_iteration: int) -> tuple[int, int, str, float] | None:
+    """(iteration, member, metric, value) of the first non-finite metric of a chunk, if any."""
+    hits = []
+    for name, values in buffer.items():
+        values = values[:n].reshape(n, -1)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i, m = np.argwhere(bad)[0]
+            hits.append((first_iteration + int(i) + 1, int(m), name, float(values[i, m])))
+    return min(hits) if hits else None
+
+
+@jax.jit
+def _finite(tree) -> jax.Array:
+    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.stack(leaves).all() if leaves else jnp.bool_(True)
+
+
+def _open_run(exp: Experiment, run_dir: Path, resume: bool):
+    """The state to continue from and its iteration (0 and a fresh state when the run has no
+    checkpoint yet, e.g. one killed during its first chunk)."""
+    try:
+        rundir.safe_dir(run_dir)
+        rundir.remove_stale_temporaries(run_dir)
+    except OSError as err:
+        raise PgzooError(f"cannot use {run_dir} as a run directory: {err.strerror}") from None
+    ckpt_dir = run_dir / rundir.CHECKPOINTS
+    if resume and (ckpt_dir / checkpoint.FILENAME).exists():
+        state, meta = checkpoint.load(ckpt_dir, exp.template())
+        iteration = int(meta["iteration"])
+        if not exp.vmapped:
+            state = exp.restart_episodes(state, jax.random.PRNGKey(exp.seed + 10_000 + iteration))
+        return state, iteration, float(meta.get("wall_time", 0.0))
+    return exp.init_state(), 0, 0.0
 
 
 def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: bool = True,
           tensorboard: bool = True, eval_episodes: int = 10, checkpoint_interval: float = 30.0,
           chunk_seconds: float = 2.0, on_chunk: Callable[[dict], None] | None = None):
-    """Train to ``exp.total_steps``; returns (final state, run summary)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    """Train to ``exp.total_steps``; returns (final state, run summary).
+
+    Whatever ends the run, its directory stays consistent: metrics.csv holds every iteration up to
+    the last checkpoint exactly once, and config.json's status says what happened (``finished``,
+    ``interrupted`` by Ctrl-C or SIGTERM, ``failed`` with the error; a run killed outright still
+    says ``running``, with the pid that no longer exists). A non-finite metric or parameter stops
+    the run (``RunFailed``) and keeps the last finite state as its checkpoint."""
+    state, iteration, elapsed_before = _open_run(exp, run_dir, resume)
     ckpt_dir = run_dir / rundir.CHECKPOINTS
-    elapsed_before = 0.0
-    if resume:
-        state, meta = checkpoint.load(ckpt_dir, exp.template())
-        iteration, elapsed_before = int(meta["iteration"]), float(meta.get("wall_time", 0.0))
-        if not exp.vmapped:
-            state = exp.restart_episodes(state, jax.random.PRNGKey(exp.seed + 10_000 + iteration))
-    else:
-        state, iteration = exp.init_state(), 0
-    write_config(exp, run_dir, "running")
+    write_config(exp, run_dir, "running", env_steps_done=iteration * exp.agent.units_per_iteration)
 
     spi = exp.agent.units_per_iteration
     unit = exp.algorithm.budget_unit
@@ -179,30 +199,62 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
                + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
     log = rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
-                            keep_until_iteration=iteration if resume else None)
+                            keep_until_iteration=iteration)
     bar = Progress(exp.total_steps, enabled=progress, description=f"{exp.algo} {exp.env_spec}")
     bar.update(iteration * spi, None, None)
     start, last_ckpt, n = time.time(), time.time(), 1
-    saved_iteration = iteration if resume else -1
+    saved_iteration = iteration if resume and iteration > 0 else -1
 
-    def save(status: str):
+    def save(status: str, **extra: Any):
         nonlocal saved_iteration, last_ckpt
-        if iteration != saved_iteration:
-            checkpoint.save(ckpt_dir, groups.join(states), {
-                "iteration": iteration, "env_steps": iteration * spi, "vmapped": exp.vmapped,
-                "wall_time": elapsed_before + time.time() - start})
-            saved_iteration, last_ckpt = iteration, time.time()
-        write_config(exp, run_dir, status, env_steps_done=iteration * spi)
+        try:
+            if iteration != saved_iteration:
+                checkpoint.save(ckpt_dir, groups.join(states), {
+                    "iteration": iteration, "env_steps": iteration * spi,
+                    "vmapped": exp.vmapped, "wall_time": elapsed_before + time.time() - start})
+                saved_iteration, last_ckpt = iteration, time.time()
+            write_config(exp, run_dir, status, env_steps_done=saved_iteration * spi, **extra)
+        except OSError as err:
+            with contextlib.suppress(OSError):
+                write_config(exp, run_dir, "failed", env_steps_done=max(saved_iteration, 0) * spi,
+                             error=f"could not write the checkpoint: {err.strerror}")
+            kept = (f"the checkpoint of iteration {saved_iteration} is kept"
+                    if saved_iteration >= 0 else "no checkpoint was written yet")
+            raise RunFailed(f"could not write the checkpoint in {ckpt_dir}: {err.strerror}; "
+                            f"{kept}. Free space, then continue with `pgzoo train --resume "
+                            f"{run_dir}`") from None
+
+    def fail(message: str):
+        message = f"{message}; the run stopped at iteration {iteration}"
+        save("failed", error=message)
+        raise RunFailed(f"{message}, and its checkpoint of iteration {saved_iteration} is kept "
+                        f"in {ckpt_dir}")
 
     try:
         first = True
-        with stop_on_sigint() as stop_requested:
+        with signals.stop_at_chunk_end() as stop_requested:
+            if stop_requested.is_set():  # a signal during start-up that JAX swallowed
+                raise KeyboardInterrupt
             while iteration < exp.num_iterations:
                 n = min(n, exp.num_iterations - iteration)
                 t0 = time.time()
                 new_states, buffer = groups.run(states, n)
+                if exp.env.host_error() is not None:
+                    fail(f"the environment failed during iterations {iteration + 1}.."
+                         f"{iteration + n}: {exp.env.host_error()}")
                 dt = time.time() - t0
                 rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
+                bad = first_non_finite(exp, buffer, n, iteration)
+                if bad is None and not all(bool(_finite(exp.params(s))) for s in new_states):
+                    bad = (iteration + n, 0, "a policy parameter", float("nan"))
+                if bad is not None:
+                    it, member, metric, value = bad
+                    log.write([r for r in rows if r["iteration"] <= it])
+                    point = (f"grid point {exp.grid[member // exp.num_seeds]}, " if exp.grid
+                             else "")
+                    fail(f"training diverged: {metric} is {value} at iteration {it} "
+                         f"({point}seed {exp.member_seeds()[member]}); lower the learning rate, "
+                         "or check the environment's observations and rewards")
                 log.write(rows)
                 states, iteration = new_states, iteration + n
                 bar.update(iteration * spi, n * spi * exp.members / dt, rows)
@@ -218,8 +270,16 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     except KeyboardInterrupt:
         save("interrupted")
         raise
-    except BaseException:
-        save("failed")
+    except RunFailed:
+        raise
+    except OSError as err:  # a write failed: a full disk, a removed directory
+        message = f"could not write {err.filename or 'the run directory'}: {err.strerror or err}"
+        save("failed", error=message)
+        raise RunFailed(f"{message}; the run stopped, and its checkpoint of iteration "
+                        f"{saved_iteration} is kept. Free space, then continue with "
+                        f"`pgzoo train --resume {run_dir}`") from None
+    except BaseException as err:
+        save("failed", error=f"{type(err).__name__}: {err}".splitlines()[0][:500])
         raise
     finally:
         bar.close()
@@ -241,10 +301,10 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
 
 def evaluate_run(exp: Experiment, state, episodes: int) -> dict[str, Any]:
     """Deterministic evaluation of each seed's final policy."""
-    if exp.vmapped and exp.members > 1:
+    if exp.vmapped:
         policy = exp.policy(state, 0)
         stacked = (exp.params(state), exp.env_state(state))
-        per_seed = evaluate_seeds(policy, stacked, episodes, exp.seed)
+        per_seed = evaluate_members(policy, stacked, episodes, exp.member_seeds())
     else:
         per_seed = [evaluate(exp.policy(state, 0), exp.env_spec, episodes, seed=exp.seed)]
     means = [r["mean_return"] for r in per_seed]

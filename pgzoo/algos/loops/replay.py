@@ -40,6 +40,7 @@ from pgzoo.algos.base import Agent
 from pgzoo.core import replay
 from pgzoo.core.distributions import tanh_gaussian_sample
 from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
+from pgzoo.errors import check
 
 
 class State(NamedTuple):
@@ -105,6 +106,13 @@ def squashed_gaussian_policy(actor) -> tuple[Callable, Callable]:
         return sample(params["actor"], obs, key)[0]
 
     return policy, sample
+
+
+def check_budget(config, total_steps: int) -> None:
+    """A replay run must last long enough to learn: past ``learning_starts`` and past one batch."""
+    check(config.learning_starts < total_steps and config.batch_size <= total_steps,
+          f"total_steps ({total_steps}) must exceed learning_starts ({config.learning_starts}) "
+          f"and batch_size ({config.batch_size}), or the run never learns")
 
 
 def make_agent(env, config, buffer, init_learner: Callable, update: Callable, policy: Callable,
