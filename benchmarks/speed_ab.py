@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_once(tree: Path, run_dir: Path, steps: int) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree))
-    subprocess.run([sys.executable, "-c", "import sys; from pgzoo.cli import main; sys.exit(main())", "train", "ppo", "--env", "CartPole-v1",
+    cli = "import sys; from pgzoo.cli import main; sys.exit(main())"
+    subprocess.run([sys.executable, "-c", cli, "train", "ppo", "--env", "CartPole-v1",
                     "--steps", str(steps), "--run-dir", str(run_dir), "--no-progress",
                     "--no-tensorboard", "--eval-episodes", "0"], env=env, check=True, cwd=tree,
                    stdout=subprocess.DEVNULL)

@@ -1,8 +1,8 @@
 """Command line: ``pgzoo train | eval | plot | list``.
 
-Bad input never ends in a traceback: it prints one line, ``error: ...``, and exits with code 2; a run
-that fails on its own (it diverged, its environment failed, the disk filled) prints one line and
-exits with code 1, its directory marked ``failed``; Ctrl-C or SIGTERM exits with code 130.
+Bad input never ends in a traceback: it prints one line, ``error: ...``, and exits with code 2;
+a run that fails on its own (it diverged, its environment failed, the disk filled) prints one
+line and exits with code 1, its directory marked ``failed``; Ctrl-C or SIGTERM exits with 130.
 """
 from __future__ import annotations
 

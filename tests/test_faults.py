@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import random
-import resource
 import signal
 import subprocess
 import sys
@@ -28,11 +27,13 @@ RESUME_FLAGS = ["--no-progress", "--no-tensorboard", "--eval-episodes", "3",
                 "--checkpoint-interval", "0.3"]
 
 
-def start(*args, preexec_fn=None):
+def start(*args, prelude=""):
+    """``pgzoo ARGS`` in a new process; ``prelude`` runs first in it (no fork-time hooks: this
+    process runs JAX threads)."""
     env = dict(os.environ, PYTHONPATH=str(TESTS))
-    return subprocess.Popen([sys.executable, "-m", "pgzoo.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=preexec_fn)
+    code = f"import sys\n{prelude}\nfrom pgzoo.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(proc, timeout=600):
@@ -143,22 +144,21 @@ def test_sigterm_is_an_interruption_and_resume_equals_the_reference(tmp_path, re
 
 def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     proc = start(*TRAIN, "--run-dir", str(tmp_path / "run"))
-    time.sleep(1.0)
+    time.sleep(1.5)  # inside start-up: importing JAX, building the experiment, compiling
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc)
     assert code == 130 and "Traceback" not in err, err
     assert err.strip().startswith("interrupted") and len(err.strip().splitlines()) == 1, err
 
 
-def _on_one_core():
-    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+ONE_CORE = "import os; os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})"
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs two cores to compare with one")
 def test_same_numbers_on_one_and_two_cores_and_alone(tmp_path, reference):
     one_core = tmp_path / "one"
-    code, _, err = finish(start(*TRAIN, "--run-dir", str(one_core), preexec_fn=_on_one_core))
+    code, _, err = finish(start(*TRAIN, "--run-dir", str(one_core), prelude=ONE_CORE))
     assert code == 0, err
     assert metrics(one_core) == reference[0] and per_seed_eval(one_core) == reference[1]
     # seed 1 of --seeds 2 equals --seed 1 alone
@@ -174,7 +174,7 @@ def test_same_numbers_on_one_and_two_cores_and_alone(tmp_path, reference):
                     reason="needs two cores to compare with one")
 def test_resume_on_another_core_count_equals_the_reference(tmp_path, reference):
     run_dir = tmp_path / "run"
-    proc = start(*TRAIN, "--run-dir", str(run_dir), preexec_fn=_on_one_core)
+    proc = start(*TRAIN, "--run-dir", str(run_dir), prelude=ONE_CORE)
     wait_for(lambda: checkpoint_iteration(run_dir) is not None)
     proc.send_signal(signal.SIGINT)
     assert finish(proc)[0] == 130
@@ -185,12 +185,10 @@ def test_resume_on_another_core_count_equals_the_reference(tmp_path, reference):
 
 def test_full_file_system_fails_cleanly_and_resumes(tmp_path, reference):
     """A file-size limit makes writes past 40 kB fail as a full disk does (EFBIG)."""
-    def limited():
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
-
+    limited = ("import resource, signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))")
     run_dir = tmp_path / "run"
-    code, _, err = finish(start(*TRAIN, "--run-dir", str(run_dir), preexec_fn=limited))
+    code, _, err = finish(start(*TRAIN, "--run-dir", str(run_dir), prelude=limited))
     assert code == 1 and err.strip().startswith("error: could not write"), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     cfg = json.loads((run_dir / "config.json").read_text())

@@ -24,8 +24,6 @@ import flashbax
 import jax
 import jax.numpy as jnp
 
-from pgzoo.errors import check
-
 
 class Transition(NamedTuple):
     obs: jax.Array
@@ -48,8 +46,6 @@ def make(capacity: int, batch_size: int, num_envs: int, n_step: int = 1,
          prioritised: bool = False, alpha: float = 0.6):
     """A flashbax trajectory buffer of ``capacity`` transitions in all (``capacity // num_envs``
     per environment) that samples ``batch_size`` sequences of ``n_step`` steps."""
-    check(batch_size <= capacity, f"batch_size ({batch_size}) must not exceed buffer_size "
-          f"({capacity}): a batch is drawn from the buffer")
     kwargs = dict(add_batch_size=num_envs, sample_batch_size=batch_size,
                   sample_sequence_length=n_step, period=1, min_length_time_axis=n_step,
                   max_length_time_axis=max(capacity // num_envs, n_step + 1))

@@ -12,5 +12,5 @@ from pgzoo.envs.registry import (
 from pgzoo.envs.spaces import Box, Discrete
 from pgzoo.envs.wrappers import rescale_action
 
-__all__ = ["BACKENDS", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids", "make",
-           "make_base", "render_factory", "rescale_action", "resolve"]
+__all__ = ["BACKENDS", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids",
+           "make", "make_base", "render_factory", "rescale_action", "resolve"]

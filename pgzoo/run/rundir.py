@@ -59,7 +59,7 @@ def open_new(path: Path, binary: bool = False):
     """Create ``path`` afresh for writing: a stale file or a planted link of that name is removed
     first, and the file is created exclusively (``O_EXCL | O_NOFOLLOW``)."""
     _unlink(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     return os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="")
 
 
@@ -149,7 +149,7 @@ class MetricsLog:
             w.writerows(rows)
 
         atomic_write(self.path, write_kept)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
         self._file = os.fdopen(fd, "a", newline="")
         self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
         self._writers = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 
 STOP = threading.Event()
@@ -29,9 +30,18 @@ def interrupt_during_start_up():
         yield
         return
     previous = {sig: signal.signal(sig, _interrupt_now) for sig in SIGNALS}
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):
+        # a KeyboardInterrupt that a callback swallowed is not lost: STOP holds it
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for sig, old in previous.items():
             signal.signal(sig, old)
         STOP.clear()

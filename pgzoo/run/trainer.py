@@ -138,24 +138,53 @@ def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> N
         "pgzoo_version": __version__, "pid": os.getpid(), **extra})
 
 
-def first_non_finite(exp: Experiment, buffer: dict[str, np.ndarray], n: int,
-                     first_iteration: int) -> tuple[int, int, str, float] | None:
-    """(iteration, member, metric, value) of the first non-finite metric of a chunk, if any."""
+def divergence(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteration: int,
+               states: list) -> tuple[int, int, str, float, str] | None:
+    """Where a chunk diverged: (iteration, member, metric, value, state leaf), or None.
+
+    A metric that is infinite diverged. NaN is also how an algorithm reports a metric that has no
+    value in an iteration (no update yet, a skipped epoch), so a NaN metric alone is not taken for
+    divergence; a non-finite value anywhere in the training state (parameters, optimiser moments,
+    critics, normalisation statistics, replay buffer) is. The metric named is then the first one
+    that stays non-finite from some iteration to the end of the chunk."""
+    values = {k: v[:n].reshape(n, -1) for k, v in buffer.items()}
     hits = []
-    for name, values in buffer.items():
-        values = values[:n].reshape(n, -1)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            i, m = np.argwhere(bad)[0]
-            hits.append((first_iteration + int(i) + 1, int(m), name, float(values[i, m])))
-    return min(hits) if hits else None
+    for name, v in values.items():
+        if np.isinf(v).any():
+            i, m = np.argwhere(np.isinf(v))[0]
+            hits.append((first_iteration + int(i) + 1, int(m), name, float(v[i, m]), ""))
+    leaf = next((x for x in (_first_non_finite_leaf(s) for s in states) if x), "")
+    if leaf:
+        for name, v in values.items():
+            bad = ~np.isfinite(v)
+            for m in np.flatnonzero(bad[-1]):
+                i = n - 1
+                while i > 0 and bad[i - 1, m]:
+                    i -= 1
+                hits.append((first_iteration + i + 1, int(m), name, float(v[i, m]), leaf))
+        if not hits:
+            hits.append((first_iteration + n, 0, "the training state", float("nan"), leaf))
+    if not hits:
+        return None
+    first = min(hits)
+    return first[:4] + (first[4] or leaf,)
 
 
 @jax.jit
-def _finite(tree) -> jax.Array:
+def _leaf_flags(tree) -> jax.Array:
     leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
               if jnp.issubdtype(x.dtype, jnp.floating)]
-    return jnp.stack(leaves).all() if leaves else jnp.bool_(True)
+    return jnp.stack(leaves) if leaves else jnp.ones((0,), bool)
+
+
+def _first_non_finite_leaf(state) -> str:
+    """The key path of the first floating-point leaf of ``state`` holding NaN or infinity."""
+    flags = np.asarray(_leaf_flags(state))
+    if flags.all():
+        return ""
+    paths = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
+             if jnp.issubdtype(x.dtype, jnp.floating)]
+    return paths[int(np.flatnonzero(~flags)[0])]
 
 
 def _open_run(exp: Experiment, run_dir: Path, resume: bool):
@@ -244,17 +273,16 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                          f"{iteration + n}: {exp.env.host_error()}")
                 dt = time.time() - t0
                 rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
-                bad = first_non_finite(exp, buffer, n, iteration)
-                if bad is None and not all(bool(_finite(exp.params(s))) for s in new_states):
-                    bad = (iteration + n, 0, "a policy parameter", float("nan"))
+                bad = divergence(exp, buffer, n, iteration, new_states)
                 if bad is not None:
-                    it, member, metric, value = bad
+                    it, member, metric, value, leaf = bad
                     log.write([r for r in rows if r["iteration"] <= it])
                     point = (f"grid point {exp.grid[member // exp.num_seeds]}, " if exp.grid
                              else "")
+                    where = f", and the state's {leaf} holds NaN or infinity" if leaf else ""
                     fail(f"training diverged: {metric} is {value} at iteration {it} "
-                         f"({point}seed {exp.member_seeds()[member]}); lower the learning rate, "
-                         "or check the environment's observations and rewards")
+                         f"({point}seed {exp.member_seeds()[member]}){where}; lower the learning "
+                         "rate, or check the environment's observations and rewards")
                 log.write(rows)
                 states, iteration = new_states, iteration + n
                 bar.update(iteration * spi, n * spi * exp.members / dt, rows)

@@ -109,7 +109,10 @@ def squashed_gaussian_policy(actor) -> tuple[Callable, Callable]:
 
 
 def check_budget(config, total_steps: int) -> None:
-    """A replay run must last long enough to learn: past ``learning_starts`` and past one batch."""
+    """A batch comes from the buffer, and a replay run must last long enough to learn: past
+    ``learning_starts`` and past one batch."""
+    check(config.batch_size <= config.buffer_size, f"batch_size ({config.batch_size}) must not "
+          f"exceed buffer_size ({config.buffer_size}): a batch is drawn from the buffer")
     check(config.learning_starts < total_steps and config.batch_size <= total_steps,
           f"total_steps ({total_steps}) must exceed learning_starts ({config.learning_starts}) "
           f"and batch_size ({config.batch_size}), or the run never learns")
