@@ -38,7 +38,13 @@ from pgzoo.run.progress import Progress
 MAX_CHUNK_STEPS = 250_000
 
 
+def _float_leaves(tree) -> list:
+    return [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+
+
 def make_chunk(exp: Experiment, max_iterations: int):
+    """The compiled chunk: n iterations, their metrics, and whether each floating-point leaf of
+    the state is finite afterwards (the divergence check, computed in the same call)."""
     def chunk(state, n):
         shapes = jax.eval_shape(exp.step, state)[1]
         buffer = jax.tree.map(lambda s: jnp.zeros((max_iterations,) + s.shape, s.dtype), shapes)
@@ -48,13 +54,22 @@ def make_chunk(exp: Experiment, max_iterations: int):
             state, metrics = exp.step(state)
             return state, jax.tree.map(lambda b, m: b.at[i].set(m), buffer, metrics)
 
-        return jax.lax.fori_loop(0, n, body, (state, buffer))
+        state, buffer = jax.lax.fori_loop(0, n, body, (state, buffer))
+        finite = jnp.stack([jnp.isfinite(x).all() for x in _float_leaves(state)])
+        return state, (buffer, finite)
 
     return jax.jit(chunk), sorted(jax.eval_shape(exp.step, exp.template())[1])
 
 
+def float_leaf_paths(template) -> list[str]:
+    """Key paths of the state's floating-point leaves, in the order of the chunk's flags."""
+    return [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(template)[0]
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+
+
 def _cores() -> int:
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
 
 
 def seed_groups(exp: Experiment) -> list[slice]:
@@ -81,6 +96,7 @@ class SeedGroups:
 
     def __init__(self, exp: Experiment, chunk):
         self.slices = seed_groups(exp)
+        self.members = [range(exp.members)[s] for s in self.slices]  # member indices per group
         self.chunk = chunk
         self._pool = (ThreadPoolExecutor(min(len(self.slices), _cores())) if len(self.slices) > 1
                       else None)
@@ -96,16 +112,20 @@ class SeedGroups:
         return jax.tree.map(lambda *xs: jnp.concatenate(xs), *states)
 
     def run(self, states: list, n: int):
-        if self._pool is None:
-            state, buffer = self.chunk(states[0], n)
-            return [state], jax.device_get(buffer)
+        """One chunk on every group: (new states, metrics joined along the member axis, for each
+        group the finiteness of its state's floating-point leaves)."""
         def run_group(s):
-            state, buffer = self.chunk(s, n)
-            return state, jax.device_get(buffer)  # the metrics only; the state stays on device
+            state, out = self.chunk(s, n)
+            return state, jax.device_get(out)  # metrics and flags only; the state stays on device
 
-        results = list(self._pool.map(run_group, states))
-        buffer = jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *[b for _, b in results])
-        return [s for s, _ in results], buffer
+        if self._pool is None:
+            results = [run_group(states[0])]
+        else:
+            results = list(self._pool.map(run_group, states))
+        buffers = [b for _, (b, _) in results]
+        buffer = (buffers[0] if len(buffers) == 1 else
+                  jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *buffers))
+        return [s for s, _ in results], buffer, [f for _, (_, f) in results]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -138,53 +158,42 @@ def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> N
         "pgzoo_version": __version__, "pid": os.getpid(), **extra})
 
 
-def divergence(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteration: int,
-               states: list) -> tuple[int, int, str, float, str] | None:
+def divergence(buffer: dict[str, np.ndarray], n: int, first_iteration: int,
+               groups: list[tuple[range, np.ndarray]], paths: list[str]
+               ) -> tuple[int, int, str, float, str] | None:
     """Where a chunk diverged: (iteration, member, metric, value, state leaf), or None.
+    ``groups`` pairs each seed group's member indices with the finiteness flags of its state's
+    floating-point leaves (named by ``paths``) after the chunk.
 
     A metric that is infinite diverged. NaN is also how an algorithm reports a metric that has no
     value in an iteration (no update yet, a skipped epoch), so a NaN metric alone is not taken for
-    divergence; a non-finite value anywhere in the training state (parameters, optimiser moments,
-    critics, normalisation statistics, replay buffer) is. The metric named is then the first one
-    that stays non-finite from some iteration to the end of the chunk."""
+    divergence; a non-finite value anywhere in a member's training state (parameters, optimiser
+    moments, critics, normalisation statistics, replay buffer) is. The metric named is then the
+    first of that member's that stays non-finite from some iteration to the end of the chunk."""
     values = {k: v[:n].reshape(n, -1) for k, v in buffer.items()}
     hits = []
     for name, v in values.items():
         if np.isinf(v).any():
             i, m = np.argwhere(np.isinf(v))[0]
             hits.append((first_iteration + int(i) + 1, int(m), name, float(v[i, m]), ""))
-    leaf = next((x for x in (_first_non_finite_leaf(s) for s in states) if x), "")
-    if leaf:
+    for members, finite in groups:
+        if finite.all():
+            continue
+        leaf = paths[int(np.flatnonzero(~finite)[0])]
+        found = False
         for name, v in values.items():
-            bad = ~np.isfinite(v)
-            for m in np.flatnonzero(bad[-1]):
+            for m in members:
+                if np.isfinite(v[-1, m]):
+                    continue
                 i = n - 1
-                while i > 0 and bad[i - 1, m]:
+                while i > 0 and not np.isfinite(v[i - 1, m]):
                     i -= 1
-                hits.append((first_iteration + i + 1, int(m), name, float(v[i, m]), leaf))
-        if not hits:
-            hits.append((first_iteration + n, 0, "the training state", float("nan"), leaf))
-    if not hits:
-        return None
-    first = min(hits)
-    return first[:4] + (first[4] or leaf,)
-
-
-@jax.jit
-def _leaf_flags(tree) -> jax.Array:
-    leaves = [jnp.isfinite(x).all() for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.floating)]
-    return jnp.stack(leaves) if leaves else jnp.ones((0,), bool)
-
-
-def _first_non_finite_leaf(state) -> str:
-    """The key path of the first floating-point leaf of ``state`` holding NaN or infinity."""
-    flags = np.asarray(_leaf_flags(state))
-    if flags.all():
-        return ""
-    paths = [jax.tree_util.keystr(p) for p, x in jax.tree_util.tree_flatten_with_path(state)[0]
-             if jnp.issubdtype(x.dtype, jnp.floating)]
-    return paths[int(np.flatnonzero(~flags)[0])]
+                hits.append((first_iteration + i + 1, m, name, float(v[i, m]), leaf))
+                found = True
+        if not found:
+            hits.append((first_iteration + n, members[0], "the training state", float("nan"),
+                         leaf))
+    return min(hits) if hits else None
 
 
 def _open_run(exp: Experiment, run_dir: Path, resume: bool):
@@ -223,6 +232,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     unit = exp.algorithm.budget_unit
     max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
     chunk, metric_names = make_chunk(exp, max_chunk)
+    paths = float_leaf_paths(exp.template())
     groups = SeedGroups(exp, chunk)
     states = groups.split(state)
     columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
@@ -267,13 +277,13 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
             while iteration < exp.num_iterations:
                 n = min(n, exp.num_iterations - iteration)
                 t0 = time.time()
-                new_states, buffer = groups.run(states, n)
+                new_states, buffer, finite = groups.run(states, n)
                 if exp.env.host_error() is not None:
                     fail(f"the environment failed during iterations {iteration + 1}.."
                          f"{iteration + n}: {exp.env.host_error()}")
                 dt = time.time() - t0
                 rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
-                bad = divergence(exp, buffer, n, iteration, new_states)
+                bad = divergence(buffer, n, iteration, list(zip(groups.members, finite)), paths)
                 if bad is not None:
                     it, member, metric, value, leaf = bad
                     log.write([r for r in rows if r["iteration"] <= it])
