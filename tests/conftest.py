@@ -1,0 +1,26 @@
+"""Test-session settings.
+
+One persistent XLA compilation cache for the session: every xdist worker and every process the
+fault-injection tests start reads and writes it, so a configuration that many tests train (tiny
+PPO on CartPole, above all) compiles once. A cached executable is the same compiled code, so
+results are unchanged; the directory is new for each session.
+"""
+import os
+import tempfile
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
+        tempfile.gettempdir(), f"pgzoo-test-xla-cache-{_run_id}")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    _OWN_CACHE = os.environ["JAX_COMPILATION_CACHE_DIR"]
+else:
+    _OWN_CACHE = None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The process that chose the cache directory removes it (xdist workers leave it)."""
+    if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
