@@ -74,6 +74,21 @@ def _forge_huge_header(run):
     os.replace(forged, path)
 
 
+def _shadow_member(run):
+    """A valid NAME.npy beside a raw member NAME whose header claims 10^12 float64s: numpy's
+    NpzFile would read the raw one for ``data[NAME]``."""
+    path = run / "checkpoints" / "state.npz"
+    with zipfile.ZipFile(path, "a") as z:
+        name = next(n for n in z.namelist() if n != "__meta__.npy")[:-4]
+        with z.open(name, "w") as f:
+            np.lib.format.write_array_header_1_0(
+                f, {"descr": "<f8", "fortran_order": False, "shape": (10**12,)})
+
+
+def _write_text(path, text):
+    path.write_text(text)
+
+
 def _env_module(tmp, name, source):
     (tmp / f"{name}.py").write_text(source)
     return f"{name}:Env"
@@ -98,7 +113,8 @@ def _case_user_env(kind):
         body = {
             "raises_on_import": "raise RuntimeError('cannot import me')",
             "syntax_error": "def broken(:\n    pass",
-            "raises_in_init": ENV_HEADER + "class Env(Base):\n    def __init__(self, render_mode=None):\n"
+            "raises_in_init": ENV_HEADER + "class Env(Base):\n"
+                              "    def __init__(self, render_mode=None):\n"
                               "        raise ValueError('no simulator licence')",
             "wrong_obs_shape": ENV_HEADER + "class Env(Base):\n    def reset(self, *, seed=None, "
                                "options=None):\n        return np.zeros(3, np.float32), {}",
@@ -132,7 +148,8 @@ CASES = {
         (_run(tmp, tr) / "checkpoints" / "state.npz").write_bytes(b""),
         ["eval", str(tmp / "run")])[1], "is corrupt"),
     "config.json holding 5": (lambda tmp, tr: (_config(_run(tmp, tr), 5),
-                                               ["eval", str(tmp / "run")])[1], "not a run's config"),
+                                               ["eval", str(tmp / "run")])[1],
+                              "not a run's config"),
     "config.json holding null": (lambda tmp, tr: (_config(_run(tmp, tr), None),
                                                   ["eval", str(tmp / "run")])[1],
                                  "not a run's config"),
@@ -148,6 +165,28 @@ CASES = {
     "npz header of 10^15 floats": (lambda tmp, tr: (_forge_huge_header(_run(tmp, tr)),
                                                     ["eval", str(tmp / "run")])[1],
                                    "expected"),
+    "npz with a shadow member": (lambda tmp, tr: (_shadow_member(_run(tmp, tr)),
+                                                  ["eval", str(tmp / "run")])[1], "is corrupt"),
+    "meta wall_time of a string": (lambda tmp, tr: (_rewrite_checkpoint(
+        _run(tmp, tr), lambda a: a.update(__meta__=np.array(json.dumps(
+            {"iteration": 8, "wall_time": "x"})))),
+        ["train", "--resume", str(tmp / "run")])[1], "invalid wall_time"),
+    "config.json with a 5000-digit number": (lambda tmp, tr: (
+        _write_text(_run(tmp, tr) / "config.json", '{"algo": ' + "9" * 5000 + "}"),
+        ["eval", str(tmp / "run")])[1], "is corrupt"),
+    "config.json is a directory": (lambda tmp, tr: (
+        (_run(tmp, tr) / "config.json").unlink(), (tmp / "run" / "config.json").mkdir(),
+        ["eval", str(tmp / "run")])[2], "not a regular file"),
+    "learning_rate of 10**400 in config.json": (lambda tmp, tr: (
+        _edit_config(_run(tmp, tr), config=dict(
+            json.loads((tr / "config.json").read_text())["config"], learning_rate=10**400)),
+        ["eval", str(tmp / "run")])[1], "learning_rate must be a finite number"),
+    "seeds of 10**9 in config.json": (lambda tmp, tr: (_edit_config(_run(tmp, tr), seeds=10**9),
+                                                       ["eval", str(tmp / "run")])[1],
+                                      "seeds must be an integer in [1, 4096]"),
+    "--seed 2**31": (_simple("train", "ppo", "--seed", str(2**31), *TINY),
+                     "seed must be an integer in"),
+    "eval --seed -1": (lambda tmp, tr: ["eval", str(tr), "--seed", "-1"], "seed must be"),
     "env importing a module": (lambda tmp, tr: (_edit_config(_run(tmp, tr), env="this:Zen"),
                                                 ["eval", str(tmp / "run")])[1],
                                "would import and run the module 'this'"),

@@ -56,7 +56,11 @@ def _parse_value(name: str, default: Any, value: Any, optional_float: bool = Fal
     elif kind is float:
         check(isinstance(value, int | float) and not isinstance(value, bool),
               f"{name} must be a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise PgzooError(f"{name} must be a finite number, got an integer of "
+                             f"{len(str(abs(value)))} digits") from None
     elif kind is tuple:
         check(isinstance(value, list | tuple) and all(isinstance(v, int) for v in value),
               f"{name} must be a list of integers such as 64,64, got {value!r}")

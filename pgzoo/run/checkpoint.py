@@ -37,14 +37,32 @@ def save(directory: Path, state: Any, meta: dict[str, Any]) -> Path:
     return final
 
 
-def _header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from an .npy member's header, read before its data is allocated."""
+def _member(archive: zipfile.ZipFile, name: str, path: Path, expect=None) -> np.ndarray:
+    """The array stored as ``NAME.npy``: its header (shape and dtype) is read and checked by
+    ``expect(shape, dtype)`` before its data is read from that same member."""
+    if name + ".npy" not in archive.namelist():
+        raise PgzooError(f"checkpoint {path} lacks {name}; it was written by a different "
+                         "configuration or is partial")
     with archive.open(name + ".npy") as f:
         version = np.lib.format.read_magic(f)
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read(f)
-    return tuple(shape), dtype
+        if dtype.hasobject:
+            raise ValueError("object arrays are not allowed")
+        if expect is not None:
+            expect(tuple(shape), dtype)
+    with archive.open(name + ".npy") as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _archive(path: Path) -> zipfile.ZipFile:
+    """The checkpoint's zip, refused if it holds anything but ``.npy`` members."""
+    archive = zipfile.ZipFile(path)
+    if any(not n.endswith(".npy") for n in archive.namelist()):
+        archive.close()
+        raise ValueError("unexpected members")
+    return archive
 
 
 def _corrupt(path: Path, err: BaseException) -> PgzooError:
@@ -57,20 +75,26 @@ def read_meta(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise PgzooError(f"{directory.parent} has no checkpoint ({path} is missing); "
                          "give a run directory written by `pgzoo train`")
+    def short_string(shape, dtype):
+        if shape != () or dtype.kind != "U" or dtype.itemsize > 1 << 20:
+            raise ValueError("metadata is not a short string")
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            shape, dtype = _header(archive, _META)
-            if shape != () or dtype.kind != "U" or dtype.itemsize > 1 << 20:
-                raise ValueError("metadata is not a short string")
-            with np.load(path, allow_pickle=False) as data:
-                meta = json.loads(str(data[_META]))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile,
-            json.JSONDecodeError) as err:
+        with _archive(path) as archive:
+            meta = json.loads(str(_member(archive, _META, path, short_string)))
+    except PgzooError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise _corrupt(path, err) from None
     iteration = meta.get("iteration") if isinstance(meta, dict) else None
     if not (isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0):
         raise PgzooError(f"checkpoint {path} has no valid iteration in its metadata; give a run "
                          "directory with an intact checkpoint")
+    wall_time = meta.get("wall_time", 0.0)
+    if not (isinstance(wall_time, int | float) and not isinstance(wall_time, bool)
+            and 0 <= wall_time < float("inf")):
+        raise PgzooError(f"checkpoint {path} has an invalid wall_time in its metadata; give a "
+                         "run directory with an intact checkpoint")
     return meta
 
 
@@ -83,18 +107,17 @@ def load(directory: Path, template: Any) -> tuple[Any, dict[str, Any]]:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     restored = []
     try:
-        with zipfile.ZipFile(path) as archive, np.load(path, allow_pickle=False) as data:
+        with _archive(path) as archive:
             for key_path, leaf in leaves:
                 name = jax.tree_util.keystr(key_path)
-                if name not in data.files:
-                    raise PgzooError(f"checkpoint {path} lacks {name}; it was written by a "
-                                     "different configuration or is partial")
-                shape, dtype = _header(archive, name)
-                if shape != tuple(leaf.shape) or dtype != leaf.dtype:
-                    raise PgzooError(
-                        f"checkpoint {path} has {name} of shape {shape} {dtype}, "
-                        f"expected {tuple(leaf.shape)} {leaf.dtype}; it does not match config.json")
-                restored.append(data[name])
+
+                def matches(shape, dtype, name=name, leaf=leaf):
+                    if shape != tuple(leaf.shape) or dtype != leaf.dtype:
+                        raise PgzooError(
+                            f"checkpoint {path} has {name} of shape {shape} {dtype}, expected "
+                            f"{tuple(leaf.shape)} {leaf.dtype}; it does not match config.json")
+
+                restored.append(_member(archive, name, path, matches))
     except PgzooError:
         raise
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:

@@ -98,8 +98,11 @@ def _summary(returns: np.ndarray, lengths: np.ndarray) -> dict[str, Any]:
 def evaluate(policy: Policy, env: str | None = None, episodes: int = 10, seed: int = 0,
              deterministic: bool = True) -> dict[str, Any]:
     """Mean and spread of the return of ``episodes`` episodes, one per parallel environment."""
-    check(isinstance(episodes, int) and episodes >= 1,
-          f"episodes must be an integer >= 1, got {episodes!r}")
+    check(isinstance(episodes, int) and not isinstance(episodes, bool)
+          and 1 <= episodes <= 100_000, f"episodes must be an integer in [1, 100000], got "
+          f"{episodes!r}")
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**31,
+          f"seed must be an integer in [0, {2**31 - 1}], got {seed!r}")
     eval_env = envs.make(env or policy.env_spec, num_envs=episodes)
     _check_compatible(policy, eval_env)
     max_steps = (eval_env.max_episode_steps or 10_000) + 1

@@ -26,6 +26,8 @@ from pgzoo.errors import PgzooError, check
 from pgzoo.run.evaluation import Policy
 
 MAX_TOTAL_STEPS = 2**31 - 1
+MAX_SEED = 2**31 - 1
+MAX_SEEDS = 4096
 
 
 class GridState(NamedTuple):
@@ -162,10 +164,13 @@ def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 
           and 0 < total_steps <= MAX_TOTAL_STEPS,
           f"total_steps must be a positive integer of at most {MAX_TOTAL_STEPS:,} (the step "
           f"counters are 32-bit), got {total_steps!r}")
-    check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
-          f"seed must be an integer >= 0, got {seed!r}")
-    check(isinstance(num_seeds, int) and not isinstance(num_seeds, bool) and num_seeds >= 1,
-          f"seeds must be an integer >= 1, got {num_seeds!r}")
+    check(isinstance(num_seeds, int) and not isinstance(num_seeds, bool)
+          and 1 <= num_seeds <= MAX_SEEDS,
+          f"seeds must be an integer in [1, {MAX_SEEDS}], got {num_seeds!r}")
+    check(isinstance(seed, int) and not isinstance(seed, bool)
+          and 0 <= seed <= MAX_SEED - num_seeds + 1,
+          f"seed must be an integer in [0, {MAX_SEED - num_seeds + 1}] (seeds are 31-bit), "
+          f"got {seed!r}")
     points = _grid(algorithm, config, grid)
     needs = algorithm.env_needs(config)
     if needs.tabular_model or needs.multi_agent:

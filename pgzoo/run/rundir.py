@@ -18,6 +18,7 @@ EVAL = "eval.json"
 CURVE = "curve.png"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tb"
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def new_run_dir(root: Path, algo: str, env: str) -> Path:
@@ -102,11 +103,14 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise PgzooError(f"run directory {str(run_dir)!r} does not exist; give a directory "
                          "written by `pgzoo train` (runs/<algo>-<env>-<time>)")
     path = run_dir / CONFIG
+    if not path.exists():
+        raise PgzooError(f"{run_dir} is not a run directory: {CONFIG} is missing")
+    if not path.is_file() or path.stat().st_size > MAX_CONFIG_BYTES:
+        raise PgzooError(f"{path} is not a run's config (not a regular file of at most "
+                         f"{MAX_CONFIG_BYTES // 1024} kB)")
     try:
         data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise PgzooError(f"{run_dir} is not a run directory: {CONFIG} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # JSONDecodeError is a ValueError
         raise PgzooError(f"{path} is corrupt (not valid JSON)") from None
     except OSError as err:
         raise PgzooError(f"cannot read {path}: {err.strerror}") from None
@@ -169,9 +173,13 @@ class MetricsLog:
             w.flush()
 
     def close(self) -> None:
-        self._file.close()
-        for w in self._writers:
-            w.close()
+        # On a full disk the final flush fails again; the error that stopped the run has been
+        # reported already, and the rows up to the last checkpoint are on disk.
+        for close in [self._file.close] + [w.close for w in self._writers]:
+            try:
+                close()
+            except OSError:
+                pass
 
 
 class TensorBoardWriter:

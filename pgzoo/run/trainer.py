@@ -49,16 +49,28 @@ def make_chunk(exp: Experiment, max_iterations: int):
         shapes = jax.eval_shape(exp.step, state)[1]
         buffer = jax.tree.map(lambda s: jnp.zeros((max_iterations,) + s.shape, s.dtype), shapes)
 
-        def body(i, carry):
-            state, buffer = carry
-            state, metrics = exp.step(state)
-            return state, jax.tree.map(lambda b, m: b.at[i].set(m), buffer, metrics)
+        params_ok = jnp.ones((max_iterations,) + _params_finite(exp, state).shape, bool)
 
-        state, buffer = jax.lax.fori_loop(0, n, body, (state, buffer))
+        def body(i, carry):
+            state, buffer, params_ok = carry
+            state, metrics = exp.step(state)
+            return (state, jax.tree.map(lambda b, m: b.at[i].set(m), buffer, metrics),
+                    params_ok.at[i].set(_params_finite(exp, state)))
+
+        state, buffer, params_ok = jax.lax.fori_loop(0, n, body, (state, buffer, params_ok))
         finite = jnp.stack([jnp.isfinite(x).all() for x in _float_leaves(state)])
-        return state, (buffer, finite)
+        return state, (buffer, params_ok, finite)
 
     return jax.jit(chunk), sorted(jax.eval_shape(exp.step, exp.template())[1])
+
+
+def _params_finite(exp: Experiment, state) -> jax.Array:
+    """Whether each member's policy parameters are finite (checked every iteration; the whole
+    state, replay buffer included, is checked once per chunk)."""
+    leaves = _float_leaves(exp.params(state))
+    if not exp.vmapped:
+        return jnp.stack([jnp.isfinite(x).all() for x in leaves]).all()
+    return jnp.stack([jnp.isfinite(x).reshape(x.shape[0], -1).all(1) for x in leaves]).all(0)
 
 
 def float_leaf_paths(template) -> list[str]:
@@ -122,10 +134,13 @@ class SeedGroups:
             results = [run_group(states[0])]
         else:
             results = list(self._pool.map(run_group, states))
-        buffers = [b for _, (b, _) in results]
-        buffer = (buffers[0] if len(buffers) == 1 else
-                  jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *buffers))
-        return [s for s, _ in results], buffer, [f for _, (_, f) in results]
+        def joined(parts):
+            return (parts[0] if len(parts) == 1 else
+                    jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *parts))
+
+        buffer = joined([b for _, (b, _, _) in results])
+        params_ok = joined([p for _, (_, p, _) in results])
+        return [s for s, _ in results], buffer, params_ok, [f for _, (_, _, f) in results]
 
     def close(self) -> None:
         if self._pool is not None:
@@ -158,41 +173,39 @@ def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> N
         "pgzoo_version": __version__, "pid": os.getpid(), **extra})
 
 
-def divergence(buffer: dict[str, np.ndarray], n: int, first_iteration: int,
-               groups: list[tuple[range, np.ndarray]], paths: list[str]
+def divergence(buffer: dict[str, np.ndarray], params_ok: np.ndarray, n: int,
+               first_iteration: int, groups: list[tuple[range, np.ndarray]], paths: list[str]
                ) -> tuple[int, int, str, float, str] | None:
     """Where a chunk diverged: (iteration, member, metric, value, state leaf), or None.
+
+    ``params_ok[i, m]``: member m's policy parameters were finite after the chunk's iteration i;
     ``groups`` pairs each seed group's member indices with the finiteness flags of its state's
-    floating-point leaves (named by ``paths``) after the chunk.
+    floating-point leaves (named by ``paths``) at the end of the chunk.
 
     A metric that is infinite diverged. NaN is also how an algorithm reports a metric that has no
     value in an iteration (no update yet, a skipped epoch), so a NaN metric alone is not taken for
-    divergence; a non-finite value anywhere in a member's training state (parameters, optimiser
-    moments, critics, normalisation statistics, replay buffer) is. The metric named is then the
-    first of that member's that stays non-finite from some iteration to the end of the chunk."""
+    divergence. Parameters that turn non-finite at iteration i are, and the message names the
+    metrics of that member that are non-finite at i; a non-finite value elsewhere in the state
+    (optimiser moments, critics, normalisation statistics, replay buffer) is found at the end of
+    the chunk."""
     values = {k: v[:n].reshape(n, -1) for k, v in buffer.items()}
+    params_ok = params_ok[:n].reshape(n, -1)
     hits = []
     for name, v in values.items():
         if np.isinf(v).any():
             i, m = np.argwhere(np.isinf(v))[0]
             hits.append((first_iteration + int(i) + 1, int(m), name, float(v[i, m]), ""))
     for members, finite in groups:
-        if finite.all():
-            continue
-        leaf = paths[int(np.flatnonzero(~finite)[0])]
-        found = False
-        for name, v in values.items():
-            for m in members:
-                if np.isfinite(v[-1, m]):
-                    continue
-                i = n - 1
-                while i > 0 and not np.isfinite(v[i - 1, m]):
-                    i -= 1
-                hits.append((first_iteration + i + 1, m, name, float(v[i, m]), leaf))
-                found = True
-        if not found:
-            hits.append((first_iteration + n, members[0], "the training state", float("nan"),
-                         leaf))
+        leaf = "" if finite.all() else paths[int(np.flatnonzero(~finite)[0])]
+        for m in members:
+            bad = np.flatnonzero(~params_ok[:, m])
+            if bad.size == 0 and not leaf:
+                continue
+            i = int(bad[0]) if bad.size else n - 1
+            named = [(k, float(v[i, m])) for k, v in values.items() if not np.isfinite(v[i, m])]
+            metric, value = named[0] if named else (
+                "a policy parameter" if bad.size else "the training state", float("nan"))
+            hits.append((first_iteration + i + 1, m, metric, value, leaf))
     return min(hits) if hits else None
 
 
@@ -226,7 +239,21 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     the run (``RunFailed``) and keeps the last finite state as its checkpoint."""
     state, iteration, elapsed_before = _open_run(exp, run_dir, resume)
     ckpt_dir = run_dir / rundir.CHECKPOINTS
-    write_config(exp, run_dir, "running", env_steps_done=iteration * exp.agent.units_per_iteration)
+
+    def starting(write):
+        """A write before training starts; a failure (a full disk) marks the run failed."""
+        try:
+            return write()
+        except OSError as err:
+            message = (f"could not write {err.filename or run_dir}: {err.strerror or err}; the "
+                       "run did not start")
+            with contextlib.suppress(OSError):
+                write_config(exp, run_dir, "failed", error=message)
+            raise RunFailed(f"{message}. Free space, then continue with `pgzoo train --resume "
+                            f"{run_dir}`") from None
+
+    starting(lambda: write_config(exp, run_dir, "running",
+                                  env_steps_done=iteration * exp.agent.units_per_iteration))
 
     spi = exp.agent.units_per_iteration
     unit = exp.algorithm.budget_unit
@@ -237,8 +264,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     states = groups.split(state)
     columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
                + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
-    log = rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
-                            keep_until_iteration=iteration)
+    log = starting(lambda: rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
+                                             keep_until_iteration=iteration))
     bar = Progress(exp.total_steps, enabled=progress, description=f"{exp.algo} {exp.env_spec}")
     bar.update(iteration * spi, None, None)
     start, last_ckpt, n = time.time(), time.time(), 1
@@ -277,13 +304,14 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
             while iteration < exp.num_iterations:
                 n = min(n, exp.num_iterations - iteration)
                 t0 = time.time()
-                new_states, buffer, finite = groups.run(states, n)
+                new_states, buffer, params_ok, finite = groups.run(states, n)
                 if exp.env.host_error() is not None:
                     fail(f"the environment failed during iterations {iteration + 1}.."
                          f"{iteration + n}: {exp.env.host_error()}")
                 dt = time.time() - t0
                 rows = _rows(exp, buffer, n, iteration, elapsed_before + time.time() - start)
-                bad = divergence(buffer, n, iteration, list(zip(groups.members, finite)), paths)
+                bad = divergence(buffer, params_ok, n, iteration,
+                                 list(zip(groups.members, finite)), paths)
                 if bad is not None:
                     it, member, metric, value, leaf = bad
                     log.write([r for r in rows if r["iteration"] <= it])
@@ -295,7 +323,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                          "rate, or check the environment's observations and rewards")
                 log.write(rows)
                 states, iteration = new_states, iteration + n
-                bar.update(iteration * spi, n * spi * exp.members / dt, rows)
+                bar.update(iteration * spi, n * spi * exp.members / max(dt, 1e-6), rows)
                 # The first chunk includes compilation; later chunks are sized by measured speed.
                 n = 2 if first else max(1, min(max_chunk, int(chunk_seconds * n / max(dt, 1e-6))))
                 first = False
