@@ -44,7 +44,7 @@ def trained(tmp_path_factory):
     (["train", "ppo", "--set", "gamma"], "--set expects KEY=VALUE"),
     (["train", "ppo", "--steps", "0"], "total_steps must be a positive integer"),
     (["train", "ppo", "--steps", "ten"], "invalid int value"),
-    (["train", "ppo", "--seeds", "0"], "seeds must be an integer >= 1"),
+    (["train", "ppo", "--seeds", "0"], "seeds must be an integer in [1, 4096]"),
     (["train", "ppo", "--steps", "100"], "at least one iteration"),
     (["train", "ppo", "--env", "envs_for_tests:Switches"], "MultiBinary space"),
     (["train", "ppo", "--env", "gymnasium:CartPole-v1", "--seeds", "2"], "JAX-native"),
