@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from pgzoo.errors import PgzooError, RunFailed
+from pgzoo.errors import Interrupted, PgzooError, RunFailed
 
 EXIT_FAILED = 1  # a run that stopped on its own (diverged, environment failed, disk full)
 EXIT_BAD_INPUT = 2
@@ -103,7 +104,11 @@ def _train(args) -> int:
                           checkpoint_interval=args.checkpoint_interval, **_overrides(args.set))
     ev = run.eval
     result = f" | eval mean return {ev['mean_return']:.1f}" if ev else ""
-    print(f"done: {run.summary['env_steps']} steps per seed in {run.summary['wall_time']:.1f}s"
+    done = run.summary["env_steps"]
+    asked = args.steps if args.steps is not None else run.experiment.total_steps
+    rounded = (f" ({asked} rounded down to whole iterations of "
+               f"{run.experiment.agent.units_per_iteration})" if done != asked else "")
+    print(f"done: {done} steps per seed{rounded} in {run.summary['wall_time']:.1f}s"
           f"{result} | run directory: {run.run_dir}")
     return 0
 
@@ -156,6 +161,10 @@ def _list(_args) -> int:
 def main(argv: list[str] | None = None) -> int:
     from pgzoo.run import signals
 
+    # `--env module:Class` finds a module in the working directory, as `python -m` would
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
     try:
         with signals.interrupt_during_start_up():
             args = _parser().parse_args(argv)
@@ -171,9 +180,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted: the last checkpoint and metrics are kept; continue with "
-              "`pgzoo train --resume RUN_DIR`", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        if isinstance(stop, Interrupted):
+            print("interrupted: the last checkpoint and metrics are kept; continue with "
+                  f"`pgzoo train --resume {stop.run_dir}`", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -18,3 +18,11 @@ class RunFailed(PgzooError):
     """A run that stopped on its own: learning diverged, the environment failed, the disk is full.
     Its directory keeps the last checkpoint and every metrics row up to it, and says ``failed``;
     the command line exits with code 1."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a training run after its checkpoint was written."""
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir

@@ -153,6 +153,19 @@ def test_ctrl_c_keeps_checkpoint_and_metrics(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
+    assert f"pgzoo train --resume {run_dir}`" in err  # the run's own directory, to copy
     assert (run_dir / "checkpoints" / "state.npz").is_file()
     assert json.loads((run_dir / "config.json").read_text())["status"] == "interrupted"
     assert len(metrics.read_text().splitlines()) >= 3
+
+
+def test_an_environment_module_in_the_working_directory_is_found(tmp_path, monkeypatch, capsys):
+    (tmp_path / "walk_here.py").write_text(
+        "from envs_for_tests import Corridor as Env\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))]
+                        + [str(TESTS)])
+    assert main(["train", "ppo", "--env", "walk_here:Env", "--steps", "300", "--eval-episodes",
+                 "1", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "done: 256 steps per seed (300 rounded down to whole iterations of 128)" in out

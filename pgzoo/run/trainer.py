@@ -29,7 +29,7 @@ from pgzoo.algos.base import (
     EPISODES,
 )
 from pgzoo.core.config import to_dict
-from pgzoo.errors import PgzooError, RunFailed
+from pgzoo.errors import Interrupted, PgzooError, RunFailed
 from pgzoo.run import checkpoint, rundir, signals
 from pgzoo.run.evaluation import evaluate, evaluate_members
 from pgzoo.run.experiment import Experiment
@@ -335,7 +335,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         save("interrupted")
-        raise
+        raise Interrupted(run_dir) from None
     except RunFailed:
         raise
     except OSError as err:  # a write failed: a full disk, a removed directory
