@@ -8,6 +8,8 @@ results are unchanged; the directory is new for each session.
 import os
 import tempfile
 
+import pytest
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID") or str(os.getpid())
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(
@@ -24,3 +26,16 @@ def pytest_sessionfinish(session, exitstatus):
         import shutil
 
         shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """One small PPO run (CartPole, 1024 steps) that command-line tests read or copy."""
+    from pgzoo.cli import main
+
+    run_dir = tmp_path_factory.mktemp("runs") / "ppo"
+    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--run-dir",
+                 str(run_dir), "--eval-episodes", "2", "--set", "num_envs=2", "--set",
+                 "num_steps=64", "--set", "num_minibatches=2", "--no-progress",
+                 "--no-tensorboard"]) == 0
+    return run_dir

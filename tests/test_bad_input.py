@@ -21,14 +21,6 @@ TINY = ["--set", "num_envs=2", "--set", "num_steps=64", "--set", "num_minibatche
         "--no-progress", "--no-tensorboard"]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "ppo"
-    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--run-dir",
-                 str(run_dir), "--eval-episodes", "2", *TINY]) == 0
-    return run_dir
-
-
 def _run(tmp, trained):
     run = tmp / "run"
     shutil.copytree(trained, run)

@@ -24,14 +24,6 @@ def one_line_error(capsys, argv, fragment):
     return err
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("runs") / "ppo"
-    assert main(["train", "ppo", "--env", "CartPole-v1", "--steps", "1024", "--run-dir",
-                 str(run_dir), "--eval-episodes", "2", *TINY]) == 0
-    return run_dir
-
-
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "nope"], "unknown algorithm 'nope'; valid: reinforce, actor_critic, a2c, vpg, ppo"),
     (["train", "impala"], "impala is planned"),
