@@ -307,3 +307,27 @@ def test_a_failing_metrics_write_fails_the_run_with_exit_code_1(tmp_path, capsys
     assert code == 1 and err.startswith("error: could not write") and "\n" not in err, err
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["status"] == "failed" and "No space left" in cfg["error"]
+
+
+def test_a_full_disk_still_records_the_failure_in_config_json(tmp_path, capsys, monkeypatch):
+    """With no block free for a temporary (ENOSPC), config.json is rewritten in place."""
+    import errno
+
+    from pgzoo.run import checkpoint, rundir
+
+    real = rundir.atomic_write
+
+    def no_new_blocks(path, write, binary=False):
+        if path.name == "config.json" and path.exists() or path.name == checkpoint.FILENAME:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, write, binary)
+
+    monkeypatch.setattr(rundir, "atomic_write", no_new_blocks)
+    run_dir = tmp_path / "run"
+    code = main(["train", "ppo", "--steps", "20000", "--run-dir", str(run_dir),
+                 "--checkpoint-interval", "0", *COMMON[:-2]])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "No space left on device" in err and "\n" not in err, err
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["status"] == "failed" and "No space left" in cfg["error"]
+    assert not list(run_dir.rglob(".*.tmp"))

@@ -3,6 +3,7 @@ curve.png (and video.gif when asked)."""
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 import time
@@ -86,7 +87,17 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     except ValueError:
         raise PgzooError(f"refusing to write {path.name}: it would hold a non-finite number "
                          "(NaN or infinity), which is not valid JSON") from None
-    atomic_write(path, lambda f: f.write(text))
+    try:
+        atomic_write(path, lambda f: f.write(text))
+    except OSError as err:
+        # A full disk has no block for the temporary; a small file (config.json saying
+        # ``failed``) can still be rewritten in place in the blocks it already has.
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.is_file():
+            raise
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.truncate()
 
 
 def remove_stale_temporaries(run_dir: Path) -> None:
