@@ -114,7 +114,8 @@ def evaluate(policy: Policy, env: str | None = None, episodes: int = 10, seed: i
     return _summary(np.asarray(returns), np.asarray(lengths))
 
 
-def evaluate_members(policy: Policy, stacked_params, episodes: int, seeds: list[int]) -> list[dict]:
+def evaluate_members(policy: Policy, stacked_params, episodes: int,
+                     seeds: list[int]) -> list[dict]:
     """Evaluate the policies of several members on a JAX-native environment, member m with
     ``PRNGKey(seeds[m])``, one member at a time inside one compiled call (``lax.map``), so that a
     member's result does not depend on the others."""

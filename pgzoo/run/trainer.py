@@ -235,8 +235,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     Whatever ends the run, its directory stays consistent: metrics.csv holds every iteration up to
     the last checkpoint exactly once, and config.json's status says what happened (``finished``,
     ``interrupted`` by Ctrl-C or SIGTERM, ``failed`` with the error; a run killed outright still
-    says ``running``, with the pid that no longer exists). A non-finite metric or parameter stops
-    the run (``RunFailed``) and keeps the last finite state as its checkpoint."""
+    says ``running``, with the pid that no longer exists). An infinite metric or a non-finite value
+    in the state stops the run (``RunFailed``, see ``divergence``) and keeps the last finite state
+    as its checkpoint."""
     state, iteration, elapsed_before = _open_run(exp, run_dir, resume)
     ckpt_dir = run_dir / rundir.CHECKPOINTS
 
