@@ -25,30 +25,24 @@ from common import DOCS, OUT, machine, steady_steps_per_second
 from onpolicy import EXPERIMENTS
 
 import pgzoo
+from pgzoo.algos import presets
 
-SAC_PENDULUM = {"learning_rate": 1e-3}  # rl-baselines3-zoo sac.yml, Pendulum-v1
-
-PENDULUM = {
-    "td3": ({}, 20_000, ">= -200 within 20k"),
-    "ddpg": ({}, 20_000, ">= -200 within 20k"),
-    "sac": (SAC_PENDULUM, 20_000, ">= -200 within 20k"),
-    "d4pg": ({}, 20_000, ">= -200 within 20k"),
-    "sac_v1": ({}, 50_000, ">= -200 within 50k"),
-    "dpg": ({}, 200_000, ">= -400 within 200k"),
-}
-HALFCHEETAH = {"td3": {"learning_starts": 10_000}, "sac": {"learning_starts": 10_000},
-               "ddpg": {"learning_starts": 10_000},
-               "d4pg": {"learning_starts": 10_000, "n_step": 5, "v_min": -200.0, "v_max": 1200.0}}
+# Settings and budgets are the package's presets (pgzoo/algos/presets.py): SAC on Pendulum uses
+# the rl-baselines3-zoo learning rate 1e-3; on HalfCheetah every algorithm starts learning after
+# 10k random steps, and D4PG uses 5-step returns and a support of [-200, 1200].
+PENDULUM = {"td3": ">= -200 within 20k", "ddpg": ">= -200 within 20k",
+            "sac": ">= -200 within 20k", "d4pg": ">= -200 within 20k",
+            "sac_v1": ">= -200 within 50k", "dpg": ">= -400 within 200k"}
+HALFCHEETAH = ("td3", "sac", "ddpg", "d4pg")
 
 EXPERIMENTS.clear()
-for algo, (overrides, steps, target) in PENDULUM.items():
-    EXPERIMENTS[f"{algo}_pendulum"] = (algo, "Pendulum-v1", steps, overrides, target)
-    EXPERIMENTS[f"{algo}_pendulum_bridge"] = (algo, "gymnasium:Pendulum-v1", steps, overrides,
-                                              target)
-for algo, overrides in HALFCHEETAH.items():
+for algo, target in PENDULUM.items():
+    steps = presets.PRESETS[(algo, "Pendulum-v1")].steps
+    EXPERIMENTS[f"{algo}_pendulum"] = (algo, "Pendulum-v1", steps, {}, target)
+    EXPERIMENTS[f"{algo}_pendulum_bridge"] = (algo, "gymnasium:Pendulum-v1", steps, {}, target)
+for algo in HALFCHEETAH:
     target = ">= 6500 at 300k (deterministic eval)" if algo in ("td3", "sac") else "reported"
-    EXPERIMENTS[f"{algo}_halfcheetah"] = (algo, "gymnasium:HalfCheetah-v5", 300_000, overrides,
-                                          target)
+    EXPERIMENTS[f"{algo}_halfcheetah"] = (algo, "gymnasium:HalfCheetah-v5", 300_000, {}, target)
 onpolicy.RESULTS_FILE = "offpolicy.json"
 
 

@@ -14,17 +14,18 @@ import sys
 import time
 
 import pgzoo
-from pgzoo import algos
+from pgzoo.algos import presets
 from pgzoo.core import config as cfg
 from pgzoo.envs.registry import resolve
+from pgzoo.run.experiment import build
 from pgzoo.run.plot import plot_runs
 
 from common import DOCS, OUT, final_return, machine, read_metrics, steady_steps_per_second
 
-PENDULUM = dict(num_envs=4, num_steps=256, num_minibatches=16, update_epochs=10, gamma=0.9,
-                learning_rate=1e-3, ent_coef=0.0, normalize_obs=True)
-
-# name: (algorithm, environment, steps, overrides, target description)
+# name: (algorithm, environment, steps, overrides, target description). Every run starts from
+# the package's preset of its algorithm and environment (pgzoo/algos/presets.py), as
+# `pgzoo train` does; overrides are only the variant an experiment studies, and
+# {"preset": False} runs the module defaults.
 EXPERIMENTS = {
     "reinforce_cartpole": ("reinforce", "CartPole-v1", 1_000_000, {}, ">= 475 within 1M"),
     "reinforce_no_baseline_cartpole": ("reinforce", "CartPole-v1", 1_000_000,
@@ -33,22 +34,27 @@ EXPERIMENTS = {
     "actor_critic_q_cartpole": ("actor_critic", "CartPole-v1", 1_000_000,
                                 {"critic": "action_value"}, "reported"),
     "a2c_cartpole": ("a2c", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
-    "a2c_acrobot": ("a2c", "Acrobot-v1", 500_000,
-                    {"num_envs": 16, "normalize_obs": True, "learning_rate": 1e-3},
-                    ">= -100 within 500k"),
+    "a2c_acrobot": ("a2c", "Acrobot-v1", 500_000, {}, ">= -100 within 500k"),
     "vpg_cartpole": ("vpg", "CartPole-v1", 500_000, {}, ">= 475 within 500k"),
     "ppo_kl_cartpole": ("ppo", "CartPole-v1", 500_000, {"objective": "kl_penalty"},
                         ">= 475 within 500k"),
     "ppo_kl_acrobot": ("ppo", "Acrobot-v1", 500_000, {"objective": "kl_penalty"},
                        ">= -90 within 500k"),
-    "ppo_gaussian_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000, PENDULUM, "reported"),
-    "ppo_beta_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000,
-                          dict(PENDULUM, policy_dist="beta"), "reported"),
+    "ppo_gaussian_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000, {}, "reported"),
+    "ppo_beta_pendulum": ("ppo", "gymnasium:Pendulum-v1", 300_000, {"policy_dist": "beta"},
+                          "reported"),
 }
 
 
 def sets(overrides: dict) -> str:
-    return " ".join(f"--set {k}={v}" for k, v in overrides.items())
+    return " ".join("--no-preset" if k == "preset" else f"--set {k}={v}"
+                    for k, v in overrides.items())
+
+
+def steps_flag(algo: str, env: str, steps: int) -> str:
+    """``--steps N`` unless N is the preset's budget."""
+    found = presets.find(algo, env)
+    return "" if found and found[1].steps == steps else f" --steps {steps}"
 
 
 def finished(run_dir, algo: str, env: str, steps: int, seeds: int, overrides: dict) -> bool:
@@ -58,7 +64,9 @@ def finished(run_dir, algo: str, env: str, steps: int, seeds: int, overrides: di
     if not path.exists():
         return False
     meta = json.loads(path.read_text())
-    config = cfg.to_dict(cfg.build(algos.get(algo).Config, overrides, algo))
+    variant = {k: v for k, v in overrides.items() if k != "preset"}
+    config = cfg.to_dict(build(algo, env, steps, 0, 1, variant,
+                               preset=overrides.get("preset", True)).config)
     same_env = resolve(meta["env"]) == resolve(env)
     return (meta["status"] == "finished" and meta["algo"] == algo and same_env
             and meta["total_steps"] == steps and meta["seeds"] == seeds
@@ -79,7 +87,7 @@ def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
             continue
         shutil.rmtree(run_dir, ignore_errors=True)
         pgzoo.train(algo, env, steps, seed, seeds=num_seeds, run_dir=run_dir,
-                    progress=False, **overrides)
+                    progress=False, **overrides)  # "preset": False is train's own keyword
     finals = ([final_return(d, 0, 20) for d in dirs] if bridged
               else [final_return(dirs[0], s, 20) for s in range(len(seeds))])
     evals = []
@@ -87,8 +95,8 @@ def run_experiment(name: str, seeds=(0, 1, 2), reuse: bool = False) -> dict:
         evals += [s["mean_return"] for s in json.loads((d / "eval.json").read_text())["per_seed"]]
     seed_list = ", ".join(map(str, seeds))
     seed_flag = f"--seed S (S = {seed_list})" if bridged else f"--seeds {len(seeds)}"
-    result = {"command": f"pgzoo train {algo} --env {env} --steps {steps} {seed_flag} "
-                         f"{sets(overrides)}".strip(),
+    result = {"command": f"pgzoo train {algo} --env {env}{steps_flag(algo, env, steps)} "
+                         f"{seed_flag} {sets(overrides)}".strip(),
               "target": target, "final_return": [round(f, 1) for f in finals],
               "eval_mean_return": [round(e, 1) for e in evals],
               "seconds": round(sum(read_metrics(d)[-1]["wall_time"] for d in dirs), 1)}

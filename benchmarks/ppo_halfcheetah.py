@@ -14,13 +14,13 @@ import json
 import shutil
 
 import pgzoo
+from pgzoo.algos import presets
 from pgzoo.run.plot import plot_runs
 
 from common import DOCS, OUT, final_return, machine, save_results
 
-CLEANRL_CONTINUOUS = dict(num_envs=1, num_steps=2048, update_epochs=10, num_minibatches=32,
-                          learning_rate=3e-4, ent_coef=0.0, normalize_obs=True,
-                          normalize_reward=True)
+# the package's preset of PPO on HalfCheetah-v5 (pgzoo/algos/presets.py): CleanRL's settings
+CLEANRL_CONTINUOUS = presets.PRESETS[("ppo", "HalfCheetah-v5")].settings
 STEPS = 1_000_000
 
 
@@ -28,7 +28,7 @@ def one_seed(seed: int) -> None:
     run_dir = OUT / f"ppo-halfcheetah-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run = pgzoo.train("ppo", env="gymnasium:HalfCheetah-v5", total_steps=STEPS, seed=seed,
-                      run_dir=run_dir, progress=False, **CLEANRL_CONTINUOUS)
+                      run_dir=run_dir, progress=False)  # the preset applies
     res = {"seed": seed, "run_dir": str(run_dir), "env_steps": run.summary["env_steps"],
            "train_seconds": round(run.summary["wall_time"], 1),
            "steps_per_second": round(run.summary["env_steps"] / run.summary["wall_time"]),

@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 from pgzoo.errors import PgzooError, RunFailed  # noqa: E402
 
-_API = ("Run", "evaluate", "load", "resume", "train")
+_API = ("Run", "describe", "evaluate", "load", "resume", "resume_sweep", "sweep", "train", "tune")
 
 
 def __getattr__(name: str):
@@ -15,4 +15,5 @@ def __getattr__(name: str):
         return getattr(api, name)
     raise AttributeError(f"module 'pgzoo' has no attribute {name!r}")
 
-__all__ = ["PgzooError", "Run", "RunFailed", "evaluate", "load", "resume", "train", "__version__"]
+__all__ = ["PgzooError", "Run", "RunFailed", "describe", "evaluate", "load", "resume",
+           "resume_sweep", "sweep", "train", "tune", "__version__"]

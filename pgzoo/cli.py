@@ -49,9 +49,67 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--trust", action="store_true", help=TRUST_HELP)
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     t.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard events")
+    t.add_argument("--wandb", action="store_true",
+                   help="also log to Weights & Biases (pip install \"pgzoo[wandb]\"; project: "
+                        "$WANDB_PROJECT, default pgzoo; WANDB_MODE=offline logs without network)")
     t.add_argument("--checkpoint-interval", type=float, default=30.0, metavar="SECONDS",
                    help="seconds between checkpoints (default 30; one is always written at the "
                         "end, on Ctrl-C and on failure)")
+    t.add_argument("--no-preset", action="store_true",
+                   help="use the module defaults instead of the tuned preset of this algorithm "
+                        "and environment (`pgzoo show ALGO --env ENV` lists both)")
+    t.add_argument("--eval-every", type=int, default=0, metavar="STEPS",
+                   help="evaluate every STEPS steps per seed during training (evals.csv, "
+                        "checkpoints/best); 0: never (default)")
+    t.add_argument("--eval-every-episodes", type=int, default=10, metavar="N",
+                   help="deterministic episodes per evaluation during training (default 10)")
+    t.add_argument("--stop-at-return", type=float, default=None, metavar="R",
+                   help="stop once an evaluation's mean return over seeds reaches R (needs "
+                        "--eval-every)")
+    t.add_argument("--init-from", metavar="RUN_DIR",
+                   help="fine-tune: start from the policy parameters of this run (same "
+                        "algorithm and network settings)")
+
+    sw = sub.add_parser("sweep", help="train a grid of settings x seeds and report each point")
+    sw.add_argument("algo", nargs="?", help="algorithm name (see `pgzoo list`)")
+    sw.add_argument("--env", default=None, help="environment spec (default: the algorithm's)")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="a Config field and its values (repeatable: the grid is their product; "
+                         "list values are separated by ';', e.g. hidden_sizes=64,64;256,256)")
+    sw.add_argument("--seeds", type=int, default=3, help="seeds per point (default 3)")
+    sw.add_argument("--seed", type=int, default=0, help="base seed")
+    sw.add_argument("--steps", type=int, default=None, help="steps per seed")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a fixed Config field for every point; repeatable")
+    sw.add_argument("--no-preset", action="store_true", help="start from the module defaults")
+    sw.add_argument("--eval-episodes", type=int, default=10,
+                    help="final evaluation episodes per seed (0: none)")
+    sw.add_argument("--out", help="the sweep directory (default runs/sweep-<algo>-<env>-<time>)")
+    sw.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep")
+    sw.add_argument("--no-progress", action="store_true", help="hide progress output")
+
+    tu = sub.add_parser("tune", help="search settings with Optuna (pip install 'pgzoo[tune]')")
+    tu.add_argument("algo", help="algorithm name (see `pgzoo list`)")
+    tu.add_argument("--env", default=None, help="environment spec (default: the algorithm's)")
+    tu.add_argument("--param", action="append", default=[], metavar="KEY=KIND:SPEC",
+                    help="a searched Config field: log:LOW:HIGH, float:LOW:HIGH, int:LOW:HIGH or "
+                         "choice:A,B,...; repeatable")
+    tu.add_argument("--trials", type=int, default=20, help="runs to train (default 20)")
+    tu.add_argument("--seeds", type=int, default=1, help="seeds per trial (default 1)")
+    tu.add_argument("--seed", type=int, default=0, help="base seed (also the sampler's)")
+    tu.add_argument("--steps", type=int, default=None, help="steps per seed")
+    tu.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a fixed Config field for every trial; repeatable")
+    tu.add_argument("--no-preset", action="store_true", help="start from the module defaults")
+    tu.add_argument("--out", help="the tuning directory (default runs/tune-<algo>-<env>-<time>)")
+    tu.add_argument("--no-progress", action="store_true", help="hide progress output")
+
+    sh = sub.add_parser("show", help="show an algorithm's settings: defaults, preset, overrides")
+    sh.add_argument("algo", help="algorithm name (see `pgzoo list`)")
+    sh.add_argument("--env", default=None, help="environment spec (default: the algorithm's)")
+    sh.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a Config field; repeatable")
+    sh.add_argument("--no-preset", action="store_true", help="show the module defaults only")
 
     e = sub.add_parser("eval", help="evaluate a trained run")
     e.add_argument("run_dir")
@@ -60,11 +118,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--video", metavar="OUT.gif", help="also record one episode as a GIF")
     e.add_argument("--trust", action="store_true", help=TRUST_HELP)
+    e.add_argument("--best", action="store_true",
+                   help="evaluate checkpoints/best (the best evaluation during training, "
+                        "--eval-every) instead of the last checkpoint")
 
     pl = sub.add_parser("plot", help="plot learning curves of one or more runs")
     pl.add_argument("run_dirs", nargs="+")
     pl.add_argument("-o", "--out", default="curves.png")
-    pl.add_argument("--title", default=None)
+    pl.add_argument("--title", default=None,
+                    help="figure title (default: ALGO on ENV, or ENV, when the runs share them)")
+    pl.add_argument("--stat", choices=("mean", "iqm"), default="mean",
+                    help="line: mean or interquartile mean over seeds; the band is its 95%% "
+                         "bootstrap interval (default mean)")
+    pl.add_argument("--per-seed", action="store_true",
+                    help="also draw each seed's curve, thin, in the run's colour")
+    pl.add_argument("--smooth", type=int, default=0, metavar="K",
+                    help="moving average over K points of each seed's training curve "
+                         "(default 0: none)")
 
     sub.add_parser("list", help="list algorithms, their action spaces and environment backends")
     return p
@@ -89,26 +159,37 @@ def _train(args) -> int:
         cfg = read_config(Path(args.resume))
         if args.algo and args.algo != cfg["algo"]:
             raise PgzooError(f"--resume {args.resume} is a {cfg['algo']} run, not {args.algo}")
-        if args.set or args.env or args.seeds != 1:
-            raise PgzooError("--resume continues a run with its own config; drop --set, --env "
-                             "and --seeds (only --steps may change)")
-        run = pgzoo.resume(args.resume, args.steps, progress=not args.no_progress,
+        if (args.set or args.env or args.seeds != 1 or args.no_preset or args.eval_every
+                or args.stop_at_return is not None or args.init_from):
+            raise PgzooError("--resume continues a run with its own config and evaluation "
+                             "schedule; drop --set, --env, --seeds, --no-preset, --eval-every, "
+                             "--stop-at-return and --init-from (only --steps may change)")
+        run = pgzoo.resume(args.resume, args.steps, progress=False if args.no_progress else None,
                            tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
-                           trust=args.trust, checkpoint_interval=args.checkpoint_interval)
+                           trust=args.trust, checkpoint_interval=args.checkpoint_interval,
+                           wandb=args.wandb)
     else:
         if not args.algo:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
         run = pgzoo.train(args.algo, args.env, args.steps, args.seed,
-                          seeds=args.seeds, run_dir=args.run_dir, progress=not args.no_progress,
+                          seeds=args.seeds, run_dir=args.run_dir,
+                          progress=False if args.no_progress else None,
                           tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
-                          checkpoint_interval=args.checkpoint_interval, **_overrides(args.set))
+                          checkpoint_interval=args.checkpoint_interval,
+                          preset=not args.no_preset, eval_every=args.eval_every,
+                          eval_every_episodes=args.eval_every_episodes,
+                          stop_at_return=args.stop_at_return, init_from=args.init_from,
+                          trust=args.trust, wandb=args.wandb, **_overrides(args.set))
     ev = run.eval
     result = f" | eval mean return {ev['mean_return']:.1f}" if ev else ""
     done = run.summary["env_steps"]
     asked = args.steps if args.steps is not None else run.experiment.total_steps
     rounded = (f" ({asked} rounded down to whole iterations of "
-               f"{run.experiment.agent.units_per_iteration})" if done != asked else "")
-    print(f"done: {done} steps per seed{rounded} in {run.summary['wall_time']:.1f}s"
+               f"{run.experiment.agent.units_per_iteration})"
+               if done != asked and not run.summary.get("stopped_early") else "")
+    stopped = (f" (stopped early: {run.summary['stopped_early']})"
+               if run.summary.get("stopped_early") else "")
+    print(f"done: {done} steps per seed{rounded}{stopped} in {run.summary['wall_time']:.1f}s"
           f"{result} | run directory: {run.run_dir}")
     return 0
 
@@ -119,27 +200,83 @@ def _eval(args) -> int:
 
     if args.video and not args.video.lower().endswith(".gif"):
         raise PgzooError(f"--video writes a GIF; give a path ending in .gif, got {args.video!r}")
-    policy = pgzoo.load(args.run_dir, trust=args.trust)
+    if args.video:
+        from pgzoo import envs
+        from pgzoo.run.video import prefer_headless_gl
+
+        prefer_headless_gl()  # before MuJoCo is imported
+        spec = rundir.read_config(Path(args.run_dir))["env"]
+        if envs.imports_code(spec) is None:  # a user's module is imported only after --trust
+            envs.render_factory(spec)  # no renderable twin (Brax): say so before evaluating
+    policy = pgzoo.load(args.run_dir, trust=args.trust, best=args.best)
     result = pgzoo.evaluate(policy, args.env, episodes=args.episodes, seed=args.seed)
+    result = {"env": args.env or policy.env_spec, "seed": args.seed,
+              "checkpoint": "best" if args.best else "last", **result}
     if args.video:
         from pgzoo.run.video import record_gif
 
         result["video"] = record_gif(policy, Path(args.video), seed=args.seed)
     print(json.dumps({k: v for k, v in result.items() if k != "returns"}, indent=2))
-    path = Path(args.run_dir) / rundir.EVAL
-    try:
-        rundir.write_json(path, result)
+    try:  # a new file: eval.json stays the training's final evaluation
+        path = rundir.write_evaluation(Path(args.run_dir), result)
     except OSError as err:
-        raise PgzooError(f"cannot write {path}: {err.strerror} (the result is printed above)"
-                         ) from None
+        where = Path(args.run_dir) / rundir.EVALUATIONS
+        raise PgzooError(f"cannot write the evaluation in {where}: {err.strerror} (the result "
+                         "is printed above)") from None
+    print(f"evaluation written to {path}", file=sys.stderr)
     return 0
 
 
 def _plot(args) -> int:
     from pgzoo.run.plot import plot_runs
 
-    out = plot_runs([Path(d) for d in args.run_dirs], Path(args.out), args.title)
+    if args.smooth < 0:
+        raise PgzooError(f"--smooth must be an integer >= 0 (0: no smoothing), got {args.smooth}")
+    out = plot_runs([Path(d) for d in args.run_dirs], Path(args.out), args.title, stat=args.stat,
+                    per_seed=args.per_seed, smooth=args.smooth)
     print(f"wrote {out}")
+    return 0
+
+
+def _sweep(args) -> int:
+    import pgzoo
+
+    progress = None if not args.no_progress else False
+    if args.resume:
+        if args.algo or args.grid or args.set or args.env or args.out:
+            raise PgzooError("--resume finishes a sweep with its own settings; drop the "
+                             "algorithm, --env, --grid, --set and --out")
+        report = pgzoo.resume_sweep(args.resume, progress=progress)
+    else:
+        if not args.algo:
+            raise PgzooError("sweep needs an algorithm name (see `pgzoo list`) or --resume DIR")
+        report = pgzoo.sweep(args.algo, args.env, args.grid, args.steps, args.seed,
+                             seeds=args.seeds, out=args.out, progress=progress,
+                             eval_episodes=args.eval_episodes, preset=not args.no_preset,
+                             **_overrides(args.set))
+    print(report["table"])
+    print(f"report: {Path(report['sweep_dir']) / 'report.md'} (and report.json, report.png)")
+    return 0
+
+
+def _tune(args) -> int:
+    import pgzoo
+
+    result = pgzoo.tune(args.algo, args.env, args.param, args.trials, args.steps, args.seed,
+                        seeds=args.seeds, out=args.out,
+                        progress=None if not args.no_progress else False,
+                        preset=not args.no_preset, **_overrides(args.set))
+    best = result["best"]
+    print(f"best of {len(result['trials'])} trials: trial {best['trial']}, mean final return "
+          f"{best['score']:.1f}, " + " ".join(f"--set {k}={v}" for k, v in best["params"].items()))
+    print(f"all trials: {Path(result['tune_dir']) / 'tune.json'}")
+    return 0
+
+
+def _show(args) -> int:
+    from pgzoo.api import describe
+
+    print(describe(args.algo, args.env, _overrides(args.set), preset=not args.no_preset))
     return 0
 
 
@@ -168,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with signals.interrupt_during_start_up():
             args = _parser().parse_args(argv)
-            commands = {"train": _train, "eval": _eval, "plot": _plot, "list": _list}
+            commands = {"train": _train, "eval": _eval, "plot": _plot, "list": _list,
+                        "show": _show, "sweep": _sweep, "tune": _tune}
             return commands[args.command](args)
     except RunFailed as err:
         print(f"error: {err}", file=sys.stderr)

@@ -200,9 +200,9 @@ CASES = {
         (tmp / "afile").write_text("x"),
         ["eval", str(tr), "--episodes", "1", "--video", str(tmp / "afile" / "v.gif")])[1],
         "afile"),
-    "eval.json cannot be written": (lambda tmp, tr: (
-        (_run(tmp, tr) / "eval.json").unlink(), (tmp / "run" / "eval.json").mkdir(),
-        ["eval", str(tmp / "run"), "--episodes", "1"])[2], "cannot write"),
+    "evaluations/ cannot be written": (lambda tmp, tr: (
+        (_run(tmp, tr) / "evaluations").write_text("x"),
+        ["eval", str(tmp / "run"), "--episodes", "1"])[1], "evaluations exists and is not a"),
     "--run-dir is a file": (lambda tmp, tr: (
         (tmp / "afile").write_text("x"), ["train", "ppo", "--run-dir", str(tmp / "afile"),
                                           *TINY])[1], "is a file"),

@@ -71,7 +71,7 @@ def _train_to_end(exp, run_dir, interrupt_after=None):
             raise KeyboardInterrupt
 
     return trainer.train(exp, run_dir, progress=False, tensorboard=False, eval_episodes=0,
-                         chunk_seconds=1e-4, on_chunk=on_chunk)
+                         chunk_seconds=1e-4, callback=on_chunk)
 
 
 @pytest.mark.parametrize("obs_norm", [False, True])

@@ -56,6 +56,10 @@ def replace_env(state, env_state, obs):
     return state._replace(env_state=env_state, obs=obs)
 
 
+def replace_params(state, params):
+    return state._replace(params=params)
+
+
 class Agent(NamedTuple):
     """An algorithm's pure functions, built by its ``make`` for one Config and environment."""
 
@@ -69,6 +73,8 @@ class Agent(NamedTuple):
     env_state: Callable[[Any], Any] = state_env  # State -> environment (wrapper) state
     # (State, env_state, obs) -> State with fresh episodes (a resumed host-bridged run)
     with_env: Callable[[Any, Any, Any], Any] = replace_env
+    # (State, params) -> State holding these policy parameters (fine-tuning from another run)
+    with_params: Callable[[Any, Any], Any] = replace_params
 
 
 @dataclasses.dataclass(frozen=True)

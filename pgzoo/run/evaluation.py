@@ -119,16 +119,33 @@ def evaluate_members(policy: Policy, stacked_params, episodes: int,
     """Evaluate the policies of several members on a JAX-native environment, member m with
     ``PRNGKey(seeds[m])``, one member at a time inside one compiled call (``lax.map``), so that a
     member's result does not depend on the others."""
-    eval_env = envs.make(policy.env_spec, num_envs=episodes)
-    max_steps = (eval_env.max_episode_steps or 10_000) + 1
+    return MemberEvaluator(policy, episodes)(stacked_params, seeds)
 
-    def one(args):
-        params, seed = args
-        return run_episodes(eval_env, policy.act, params, jax.random.PRNGKey(seed), max_steps)
 
-    returns, lengths = jax.jit(lambda p, s: jax.lax.map(one, (p, s)))(
-        stacked_params, jnp.asarray(seeds, jnp.uint32))
-    return [_summary(r, l) for r, l in zip(np.asarray(returns), np.asarray(lengths))]
+class MemberEvaluator:
+    """``evaluate_members``, compiled once for repeated use (evaluation during training): a
+    separate batch of ``episodes`` environments, deterministic actions. With ``salt``, member m
+    plays from ``fold_in(PRNGKey(seeds[m]), salt)``, so each evaluation sees other episodes."""
+
+    def __init__(self, policy: Policy, episodes: int):
+        self.env = envs.make(policy.env_spec, num_envs=episodes)
+        max_steps = (self.env.max_episode_steps or 10_000) + 1
+
+        def one(args):
+            params, seed, salt = args
+            key = jax.random.PRNGKey(seed)
+            key = jax.lax.cond(salt >= 0, lambda: jax.random.fold_in(key, salt), lambda: key)
+            return run_episodes(self.env, policy.act, params, key, max_steps)
+
+        self._run = jax.jit(lambda p, s, t: jax.lax.map(one, (p, s, t)))
+
+    def __call__(self, stacked_params, seeds: list[int], salt: int = -1) -> list[dict]:
+        seeds_ = jnp.asarray(seeds, jnp.uint32)
+        salts = jnp.full(len(seeds), salt, jnp.int32)
+        returns, lengths = jax.device_get(self._run(stacked_params, seeds_, salts))
+        if self.env.host_error() is not None:
+            raise PgzooError(f"evaluation failed: {self.env.host_error()}")
+        return [_summary(r, l) for r, l in zip(np.asarray(returns), np.asarray(lengths))]
 
 
 def _check_compatible(policy: Policy, env) -> None:

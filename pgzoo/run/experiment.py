@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from pgzoo import algos, envs
+from pgzoo.algos import presets
 from pgzoo.algos.base import Agent, Algorithm, with_values
 from pgzoo.core import config as cfg
 from pgzoo.errors import PgzooError, check
@@ -46,6 +47,7 @@ class Experiment:
     seed: int
     num_seeds: int
     grid: tuple[dict[str, float], ...] = ()
+    preset: str | None = None  # the preset applied ("algo/task"), if any
 
     @property
     def algo(self) -> str:
@@ -115,6 +117,11 @@ class Experiment:
         """The algorithm's State of one member."""
         return self._inner(jax.tree.map(lambda x: x[index], state) if self.vmapped else state)
 
+    def point_state(self, state, point: int):
+        """The algorithm's State of grid point ``point``: its seeds, with the member axis."""
+        k = self.num_seeds
+        return jax.tree.map(lambda x: x[point * k:(point + 1) * k], self._inner(state))
+
     def params(self, state):
         """Policy parameters (with the member axis on JAX-native environments)."""
         return self.agent.params(self._inner(state))
@@ -126,6 +133,12 @@ class Experiment:
         one = self.member_state(state, index)
         return Policy(self.algo, self.env_spec, self.config, self.agent, self.env,
                       self.agent.params(one), self.agent.env_state(one))
+
+    def with_params(self, state, params):
+        """``state`` holding these policy parameters (with the member axis when vmapped)."""
+        if not self.grid:
+            return self.agent.with_params(state, params)
+        return state._replace(state=self.agent.with_params(state.state, params))
 
     def restart_episodes(self, state, key):
         """On a host-bridged environment, a restored State starts fresh episodes."""
@@ -156,8 +169,16 @@ def _grid(algorithm: Algorithm, config: Any,
 
 def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 0,
           num_seeds: int = 1, overrides: dict[str, Any] | None = None,
-          grid: Sequence[Mapping[str, Any]] | None = None) -> Experiment:
+          grid: Sequence[Mapping[str, Any]] | None = None, preset: bool = False) -> Experiment:
+    """The Experiment of ``algo`` on ``env_spec``. With ``preset``, the tuned preset of the pair
+    (``pgzoo.algos.presets``), when there is one, gives the budget and the Config fields that
+    ``overrides`` leave unset."""
     algorithm = algos.get(algo)
+    found = presets.find(algo, env_spec) if presets.check_choice(preset) else None
+    if found is not None:
+        overrides = {**found[1].settings, **(overrides or {})}
+        if total_steps is None:
+            total_steps = found[1].steps
     config = cfg.build(algorithm.config, dict(overrides or {}), algo)
     total_steps = algorithm.default_budget if total_steps is None else total_steps
     check(isinstance(total_steps, int) and not isinstance(total_steps, bool)
@@ -193,4 +214,4 @@ def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 
           f"total_steps must be at least one iteration of {algo} "
           f"({agent.units_per_iteration} {unit} with this config), got {total_steps}")
     return Experiment(algorithm, config, env.spec, env, agent, total_steps, seed, num_seeds,
-                      points)
+                      points, f"{algo}/{found[0]}" if found is not None else None)

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,80 @@ from pgzoo.algos.base import (
 from pgzoo.core.config import to_dict
 from pgzoo.errors import Interrupted, PgzooError, RunFailed
 from pgzoo.run import checkpoint, rundir, signals
-from pgzoo.run.evaluation import evaluate, evaluate_members
+from pgzoo.run.evaluation import MemberEvaluator, evaluate, evaluate_members
 from pgzoo.run.experiment import Experiment
 from pgzoo.run.progress import Progress
 
 MAX_CHUNK_STEPS = 250_000
+EVAL_COLUMNS = ["eval_return", "eval_return_std", "eval_length", "eval_episodes", "wall_time"]
+
+
+@dataclass(frozen=True)
+class EvalSchedule:
+    """Evaluation during training: every ``every`` budget units per seed, ``episodes``
+    deterministic episodes of each seed's policy on a separate batch of environments; the run
+    stops once the mean over seeds reaches ``stop_at``."""
+
+    every: int
+    episodes: int = 10
+    stop_at: float | None = None
+
+
+class Evaluations:
+    """evals.csv, checkpoints/best, and the early-stopping rule of an ``EvalSchedule``."""
+
+    def __init__(self, exp: Experiment, run_dir: Path, schedule: EvalSchedule, iteration: int,
+                 template_state):
+        self.exp, self.schedule = exp, schedule
+        self.every = max(1, round(schedule.every / exp.agent.units_per_iteration))
+        self.next = (iteration // self.every + 1) * self.every
+        self.best_dir = run_dir / rundir.CHECKPOINTS / rundir.BEST
+        best = (checkpoint.read_meta(self.best_dir)
+                if (self.best_dir / checkpoint.FILENAME).exists() else {})
+        self.best = float(best.get("eval_return", -math.inf))
+        self.evaluator = MemberEvaluator(exp.policy(template_state, 0), schedule.episodes)
+        unit = exp.algorithm.budget_unit
+        self.log = rundir.MetricsLog(run_dir, ["iteration", "seed", unit] + EVAL_COLUMNS,
+                                     exp.members, False, keep_until_iteration=iteration,
+                                     filename=rundir.EVALS)
+
+    def until_next(self, iteration: int) -> int:
+        return self.next - iteration
+
+    def __call__(self, state, iteration: int, wall_time: float) -> dict[str, Any] | None:
+        """Evaluate when ``iteration`` is due: the evaluation's summary, or None."""
+        if iteration < self.next:
+            return None
+        self.next = (iteration // self.every + 1) * self.every
+        exp = self.exp
+        if exp.vmapped:
+            stacked = (exp.params(state), exp.env_state(state))
+        else:
+            stacked = jax.tree.map(lambda x: x[None], (exp.params(state), exp.env_state(state)))
+        per_seed = self.evaluator(stacked, exp.member_seeds() if exp.vmapped else [exp.seed],
+                                  salt=iteration)
+        unit = exp.algorithm.budget_unit
+        spi = exp.agent.units_per_iteration
+        self.log.write([{"iteration": iteration, "seed": m, unit: iteration * spi,
+                         "eval_return": r["mean_return"], "eval_return_std": r["std_return"],
+                         "eval_length": r["mean_length"], "eval_episodes": r["episodes"],
+                         "wall_time": round(wall_time, 3)} for m, r in enumerate(per_seed)])
+        mean = float(np.mean([r["mean_return"] for r in per_seed]))
+        result = {"iteration": iteration, unit: iteration * spi, "mean_return": mean,
+                  "per_seed": [r["mean_return"] for r in per_seed], "best": mean > self.best}
+        if mean > self.best:
+            self.best = mean
+            checkpoint.save(self.best_dir, state, {
+                "iteration": iteration, "env_steps": iteration * spi, "vmapped": exp.vmapped,
+                "wall_time": wall_time, "eval_return": mean})
+        return result
+
+    def reached(self, result: dict[str, Any] | None) -> bool:
+        stop_at = self.schedule.stop_at
+        return result is not None and stop_at is not None and result["mean_return"] >= stop_at
+
+    def close(self) -> None:
+        self.log.close()
 
 
 def _float_leaves(tree) -> list:
@@ -166,11 +236,13 @@ def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteratio
     return rows
 
 
-def write_config(exp: Experiment, run_dir: Path, status: str, **extra: Any) -> None:
+def write_config(exp: Experiment, run_dir: Path, record: dict[str, Any], status: str,
+                 **extra: Any) -> None:
     rundir.write_json(run_dir / rundir.CONFIG, {
         "algo": exp.algo, "env": exp.env_spec, "total_steps": exp.total_steps, "seed": exp.seed,
-        "seeds": exp.num_seeds, "config": to_dict(exp.config), "status": status,
-        "pgzoo_version": __version__, "pid": os.getpid(), **extra})
+        "seeds": exp.num_seeds, "config": to_dict(exp.config), "preset": exp.preset,
+        **({"grid": [dict(p) for p in exp.grid]} if exp.grid else {}), "status": status,
+        "pgzoo_version": __version__, "pid": os.getpid(), **record, **extra})
 
 
 def divergence(buffer: dict[str, np.ndarray], params_ok: np.ndarray, n: int,
@@ -209,7 +281,7 @@ def divergence(buffer: dict[str, np.ndarray], params_ok: np.ndarray, n: int,
     return min(hits) if hits else None
 
 
-def _open_run(exp: Experiment, run_dir: Path, resume: bool):
+def _open_run(exp: Experiment, run_dir: Path, resume: bool, start_state=None):
     """The state to continue from and its iteration (0 and a fresh state when the run has no
     checkpoint yet, e.g. one killed during its first chunk)."""
     try:
@@ -224,13 +296,23 @@ def _open_run(exp: Experiment, run_dir: Path, resume: bool):
         if not exp.vmapped:
             state = exp.restart_episodes(state, jax.random.PRNGKey(exp.seed + 10_000 + iteration))
         return state, iteration, float(meta.get("wall_time", 0.0))
-    return exp.init_state(), 0, 0.0
+    return (exp.init_state() if start_state is None else start_state), 0, 0.0
 
 
 def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: bool = True,
           tensorboard: bool = True, eval_episodes: int = 10, checkpoint_interval: float = 30.0,
-          chunk_seconds: float = 2.0, on_chunk: Callable[[dict], None] | None = None):
+          wandb: bool | str = False,
+          chunk_seconds: float = 2.0, evaluation: EvalSchedule | None = None,
+          callback: Callable[[dict], Any] | None = None, start_state=None, **record: Any):
     """Train to ``exp.total_steps``; returns (final state, run summary).
+
+    ``evaluation`` evaluates during training (``EvalSchedule``); ``callback(info)`` is called
+    after every compiled chunk with ``info`` = {"iteration", the budget unit (e.g. "env_steps"),
+    "rows": the chunk's metrics rows, "evaluation": the evaluation of this chunk or None,
+    "run_dir"}; returning False stops the run (as Stable-Baselines3's callbacks do), which then
+    finishes normally. ``start_state`` is the State of a fresh run (fine-tuning); ``record``
+    adds keys to config.json. ``wandb`` (True, or a project name) also logs the metrics rows to
+    Weights & Biases (``rundir.WandbWriter``).
 
     Whatever ends the run, its directory stays consistent: metrics.csv holds every iteration up to
     the last checkpoint exactly once, and config.json's status says what happened (``finished``,
@@ -238,7 +320,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     says ``running``, with the pid that no longer exists). An infinite metric or a non-finite value
     in the state stops the run (``RunFailed``, see ``divergence``) and keeps the last finite state
     as its checkpoint."""
-    state, iteration, elapsed_before = _open_run(exp, run_dir, resume)
+    state, iteration, elapsed_before = _open_run(exp, run_dir, resume, start_state)
     ckpt_dir = run_dir / rundir.CHECKPOINTS
 
     def starting(write):
@@ -249,11 +331,11 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
             message = (f"could not write {err.filename or run_dir}: {err.strerror or err}; the "
                        "run did not start")
             with contextlib.suppress(OSError):
-                write_config(exp, run_dir, "failed", error=message)
+                write_config(exp, run_dir, record, "failed", error=message)
             raise RunFailed(f"{message}. Free space, then continue with `pgzoo train --resume "
                             f"{run_dir}`") from None
 
-    starting(lambda: write_config(exp, run_dir, "running",
+    starting(lambda: write_config(exp, run_dir, record, "running",
                                   env_steps_done=iteration * exp.agent.units_per_iteration))
 
     spi = exp.agent.units_per_iteration
@@ -266,8 +348,12 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
     columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
                + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
     log = starting(lambda: rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
-                                             keep_until_iteration=iteration))
-    bar = Progress(exp.total_steps, enabled=progress, description=f"{exp.algo} {exp.env_spec}")
+                                             keep_until_iteration=iteration, wandb=wandb))
+    evals = (starting(lambda: Evaluations(exp, run_dir, evaluation, iteration, state))
+             if evaluation is not None else None)
+    stopped: str | None = None
+    bar = Progress(exp.num_iterations * spi, progress, f"{exp.algo} {exp.env_spec}",
+                   unit="steps" if unit == "env_steps" else unit)
     bar.update(iteration * spi, None, None)
     start, last_ckpt, n = time.time(), time.time(), 1
     saved_iteration = iteration if resume and iteration > 0 else -1
@@ -280,10 +366,10 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                     "iteration": iteration, "env_steps": iteration * spi,
                     "vmapped": exp.vmapped, "wall_time": elapsed_before + time.time() - start})
                 saved_iteration, last_ckpt = iteration, time.time()
-            write_config(exp, run_dir, status, env_steps_done=saved_iteration * spi, **extra)
+            write_config(exp, run_dir, record, status, env_steps_done=saved_iteration * spi, **extra)
         except OSError as err:
             with contextlib.suppress(OSError):
-                write_config(exp, run_dir, "failed", env_steps_done=max(saved_iteration, 0) * spi,
+                write_config(exp, run_dir, record, "failed", env_steps_done=max(saved_iteration, 0) * spi,
                              error=f"could not write the checkpoint: {err.strerror}")
             kept = (f"the checkpoint of iteration {saved_iteration} is kept"
                     if saved_iteration >= 0 else "no checkpoint was written yet")
@@ -302,8 +388,10 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
         with signals.stop_at_chunk_end() as stop_requested:
             if stop_requested.is_set():  # a signal during start-up that JAX swallowed
                 raise KeyboardInterrupt
-            while iteration < exp.num_iterations:
+            while iteration < exp.num_iterations and stopped is None:
                 n = min(n, exp.num_iterations - iteration)
+                if evals is not None:  # a chunk ends where an evaluation is due
+                    n = min(n, evals.until_next(iteration))
                 t0 = time.time()
                 new_states, buffer, params_ok, finite = groups.run(states, n)
                 if exp.env.host_error() is not None:
@@ -330,8 +418,17 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
                 first = False
                 if time.time() - last_ckpt >= checkpoint_interval:
                     save("running")
-                if on_chunk is not None:
-                    on_chunk({"iteration": iteration, "env_steps": iteration * spi})
+                evaluated = None
+                if evals is not None:
+                    evaluated = evals(groups.join(states), iteration,
+                                      elapsed_before + time.time() - start)
+                    if evals.reached(evaluated):
+                        stopped = (f"the evaluation return {evaluated['mean_return']:.1f} reached "
+                                   f"{evals.schedule.stop_at:g} at iteration {iteration}")
+                if callback is not None and callback(
+                        {"iteration": iteration, unit: iteration * spi, "rows": rows,
+                         "evaluation": evaluated, "run_dir": run_dir}) is False:
+                    stopped = stopped or f"the callback stopped the run at iteration {iteration}"
                 if stop_requested.is_set():
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -352,11 +449,17 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: boo
         bar.close()
         log.close()
         groups.close()
+        if evals is not None:
+            evals.close()
 
-    save("finished")
+    save("finished", **({"stopped_early": stopped} if stopped else {}))
     state = groups.join(states)
     summary: dict[str, Any] = {"iteration": iteration, "env_steps": iteration * spi,
                                "wall_time": elapsed_before + time.time() - start}
+    if stopped:
+        summary["stopped_early"] = stopped
+    if evals is not None and math.isfinite(evals.best):
+        summary["best_eval_return"] = evals.best
     if eval_episodes:
         summary["eval"] = evaluate_run(exp, state, eval_episodes)
         rundir.write_json(run_dir / rundir.EVAL, summary["eval"])
