@@ -19,6 +19,7 @@ import numpy as np
 
 from pgzoo.envs import spaces
 from pgzoo.envs.protocol import Env, TimeStep, initial_timestep
+from pgzoo.envs.quiet import quiet_mujoco_deprecations
 from pgzoo.errors import PgzooError
 
 MAX_EPISODE_STEPS = 1000  # brax.envs.create / brax training default episode_length
@@ -60,7 +61,7 @@ class BraxEnv(Env):
                              + ", ".join(brax_ids()))
         if pipeline and pipeline not in PIPELINES:
             raise PgzooError(f"unknown Brax pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_mujoco_deprecations():
             warnings.simplefilter("ignore", UserWarning)  # "Brax ... not actively maintained"
             self._env = envs.get_environment(env_id, **({"backend": pipeline} if pipeline else {}))
         self.name = name

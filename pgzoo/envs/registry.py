@@ -7,12 +7,11 @@ exists and otherwise any registered Gymnasium id through the host bridge.
 from __future__ import annotations
 
 import importlib
-import re
 import sys
-from contextlib import contextmanager
 from functools import lru_cache
 
 from pgzoo.envs import spaces
+from pgzoo.envs.quiet import quiet_mujoco_deprecations
 from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
 from pgzoo.envs.gymnax_env import GymnaxEnv
@@ -56,37 +55,6 @@ def _unknown(env_id: str, where: str) -> PgzooError:
         "package.module:ClassName")
 
 
-# MuJoCo's model compiler warns of attributes it will drop (settotalmass in Gymnasium's own
-# half_cheetah.xml), once per environment copy made, on stderr and in ./MUJOCO_LOG.TXT; no user
-# can act on it. Exactly these are dropped, and only while pgzoo makes a Gymnasium MuJoCo task.
-_MUJOCO_COMPILER_DEPRECATION = re.compile(r"compiler attribute '\w+' is deprecated")
-
-
-@contextmanager
-def _quiet_mujoco_deprecations(entry_point: object):
-    if not (isinstance(entry_point, str) and entry_point.startswith("gymnasium.envs.mujoco")):
-        yield
-        return
-    import mujoco
-
-    previous = mujoco.get_mju_user_warning()
-
-    def handler(message: str) -> None:
-        if _MUJOCO_COMPILER_DEPRECATION.match(message):
-            return
-        if callable(previous):
-            previous(message)
-        else:  # what MuJoCo does without a handler
-            mujoco.mju_writeLog("WARNING", message)
-            print(f"WARNING: {message}\n", file=sys.stderr)
-
-    mujoco.set_mju_user_warning(handler)
-    try:
-        yield
-    finally:
-        mujoco.set_mju_user_warning(previous)
-
-
 def _gymnasium_factory(env_id: str, render_mode: str | None = None):
     import gymnasium
 
@@ -96,7 +64,8 @@ def _gymnasium_factory(env_id: str, render_mode: str | None = None):
 
     def factory():
         try:
-            with _quiet_mujoco_deprecations(entry_point):
+            with quiet_mujoco_deprecations(isinstance(entry_point, str) and entry_point.startswith(
+                    "gymnasium.envs.mujoco")):
                 return gymnasium.make(env_id, render_mode=render_mode)
         except (ImportError, gymnasium.error.DependencyNotInstalled) as err:
             raise PgzooError(f"environment {env_id!r} needs an extra dependency: {err}".replace(
