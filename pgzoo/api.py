@@ -18,7 +18,7 @@ import numpy as np
 
 from pgzoo import algos, envs
 from pgzoo.algos import presets
-from pgzoo.errors import PgzooError
+from pgzoo.errors import Interrupted, PgzooError
 from pgzoo.run import cache, checkpoint, rundir, trainer
 from pgzoo.run.evaluation import Policy, evaluate
 from pgzoo.run.experiment import Experiment, build
@@ -428,6 +428,14 @@ def resume_sweep(sweep_dir: str | Path, *, progress: bool | None = None,
 
 def _sweep_run(path: Path, progress: bool | None, tensorboard: bool,
                resume: bool) -> dict[str, Any]:
+    try:
+        return _sweep_steps(path, progress, tensorboard, resume)
+    except Interrupted:
+        raise Interrupted(path, f"pgzoo sweep --resume {path}") from None
+
+
+def _sweep_steps(path: Path, progress: bool | None, tensorboard: bool,
+                 resume: bool) -> dict[str, Any]:
     from pgzoo.run import sweep as sw
 
     try:

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as stop:
         if isinstance(stop, Interrupted):
             print("interrupted: the last checkpoint and metrics are kept; continue with "
-                  f"`pgzoo train --resume {stop.run_dir}`", file=sys.stderr)
+                  f"`{stop.resume_command}`", file=sys.stderr)
         else:
             print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

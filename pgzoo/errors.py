@@ -23,6 +23,7 @@ class RunFailed(PgzooError):
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped a training run after its checkpoint was written."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, resume_command: str | None = None):
         super().__init__(str(run_dir))
         self.run_dir = run_dir
+        self.resume_command = resume_command or f"pgzoo train --resume {run_dir}"

@@ -179,6 +179,32 @@ def test_a_2x2_sweep_reports_intervals_around_its_runs(tmp_path, capsys):
     assert (out / "all" / "checkpoints" / "state.npz").stat().st_mtime == mtime
 
 
+def test_an_interrupted_sweep_resumes_to_its_report(tmp_path, monkeypatch):
+    compiled = pgzoo.api.DRIVERS["compiled"]
+
+    def interrupted_at_iteration_3(*args, **kwargs):
+        def stop(info):
+            if info["iteration"] >= 3:
+                raise KeyboardInterrupt
+        return compiled(*args, **kwargs, callback=stop)
+
+    monkeypatch.setitem(pgzoo.api.DRIVERS, "compiled", interrupted_at_iteration_3)
+    out = tmp_path / "s"
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        pgzoo.sweep("ppo", "CartPole-v1", {"learning_rate": [1e-3, 3e-4]}, 64 * 2 * 20, seeds=2,
+                    out=out, progress=False, eval_episodes=0, **SMALL)
+    assert stopped.value.resume_command == f"pgzoo sweep --resume {out}"
+    assert json.loads((out / "all" / "config.json").read_text())["status"] == "interrupted"
+    monkeypatch.setitem(pgzoo.api.DRIVERS, "compiled", compiled)
+    report = pgzoo.resume_sweep(out, progress=False)
+    rows = rundir.read_metrics(out / "all")
+    assert sorted({r["iteration"] for r in rows}) == list(range(1, 21))  # each iteration once
+    assert len(rows) == 20 * 4 and len(report["points"]) == 2
+    for entry in report["points"]:
+        point_rows = rundir.read_metrics(entry["run_dir"])
+        assert len(point_rows) == 20 * 2 and {r["seed"] for r in point_rows} == {0, 1}
+
+
 @pytest.mark.parametrize("argv, fragment", [
     (["sweep", "ppo", "--grid", "learning_rate"], "--grid expects KEY=V1,V2"),
     (["sweep", "ppo", "--grid", "lr=1,2"], "unknown config key 'lr'"),

@@ -299,10 +299,9 @@ def _open_run(exp: Experiment, run_dir: Path, resume: bool, start_state=None):
     return (exp.init_state() if start_state is None else start_state), 0, 0.0
 
 
-def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: bool = True,
-          tensorboard: bool = True, eval_episodes: int = 10, checkpoint_interval: float = 30.0,
-          wandb: bool | str = False,
-          chunk_seconds: float = 2.0, evaluation: EvalSchedule | None = None,
+def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
+          progress: str | bool | None = "bar", tensorboard: bool = True, eval_episodes: int = 10,
+          checkpoint_interval: float = 30.0, wandb: bool | str = False, chunk_seconds: float = 2.0, evaluation: EvalSchedule | None = None,
           callback: Callable[[dict], Any] | None = None, start_state=None, **record: Any):
     """Train to ``exp.total_steps``; returns (final state, run summary).
 
