@@ -6,8 +6,8 @@
 
 Each runs `pgzoo train ALGO --env TASK --seeds 3` (JAX-native tasks; MuJoCo tasks `--seed S`
 one after another) in a fresh process, exactly as a user would, and checks each seed's final
-training return (its last 20 episodes) and deterministic evaluation (10 episodes) against the
-preset's bar. Results go to docs/benchmarks/presets.json.
+training return (its last 20 episodes) against the preset's bar, reporting the deterministic
+evaluation (10 episodes) beside it. Results go to docs/benchmarks/presets.json.
 """
 from __future__ import annotations
 
@@ -43,14 +43,17 @@ def run_preset(algo: str, task: str) -> dict:
               else [final_return(d, 0, 20) for d in dirs])
     evals = [s["mean_return"] for d in dirs
              for s in json.loads((d / "eval.json").read_text())["per_seed"]]
-    missed = [f"seed {s}" for s, (f, e) in enumerate(zip(finals, evals))
-              if min(f, e) < preset.bar]
+    # the bar is the benchmark's target for the final training return of every seed; the
+    # deterministic evaluation is reported beside it
+    missed = [f"seed {s}" for s, f in enumerate(finals) if f < preset.bar]
+    eval_below = [f"seed {s}" for s, e in enumerate(evals) if e < preset.bar]
     result = {"command": f"pgzoo train {algo} --env {task} "
                          + (f"--seeds {len(SEEDS)}" if native else "--seed S (S = 0, 1, 2)"),
               "steps": preset.steps, "settings": preset.settings, "bar": preset.bar,
               "final_return": [round(f, 1) for f in finals],
               "eval_mean_return": [round(e, 1) for e in evals],
-              "meets_bar": not missed, "missed": missed, "seconds": round(seconds, 1)}
+              "meets_bar": not missed, "missed": missed, "eval_below_bar": eval_below,
+              "seconds": round(seconds, 1)}
     print(f"{algo}/{task}", result, flush=True)
     return result
 

@@ -144,7 +144,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
     policy = noisy_deterministic_policy(actor, config.noise_std)
 
-    def explore(params, obs, noise, key):
+    def explore(params, obs, noise, key, step):
         if config.noise == "gaussian":
             return policy(params, obs, key), noise
         noise = ornstein_uhlenbeck(noise, key, config.ou_theta, config.ou_sigma, config.ou_dt)

@@ -69,6 +69,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
         "tuned here: smaller, more frequent K-FAC updates", -400.0),
     ("ppg", "CartPole-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", 475.0),
     ("ppg", "Acrobot-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", -100.0),
+    ("dqn", "CartPole-v1"): Preset(500_000, {}, "CleanRL dqn.py", 475.0),
+    ("dqn", "Acrobot-v1"): Preset(500_000, {}, "CleanRL dqn.py", -100.0),
     ("td3", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo td3.yml", -200.0),
     ("ddpg", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo ddpg.yml", -200.0),
     ("sac", "Pendulum-v1"): Preset(20_000, {"learning_rate": 1e-3},

@@ -20,13 +20,16 @@ An algorithm supplies:
   (checkpointed and evaluated), ``learner`` everything else (targets, optimiser states, counters);
 - ``policy(params, obs, key, deterministic)``: the policy (``noisy_deterministic_policy`` or
   ``squashed_gaussian_policy``);
-- optionally ``explore(params, obs, noise, key) -> (action, noise)``: the behaviour policy when it
-  is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck) or ``()``, zeroed
-  where an episode ends;
+- optionally ``explore(params, obs, noise, key, step) -> (action, noise)``: the behaviour policy
+  when it is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck) or ``()``,
+  zeroed where an episode ends; ``step`` counts the environment steps taken so far, all
+  environments together (for schedules such as DQN's epsilon);
 - ``update(params, learner, buffer_state, key, normalize) -> (params, learner, buffer_state,
   stats)``: one gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or
   prioritised, then ``normalized``) and may write priorities back. ``normalize(obs)`` applies the
-  current observation statistics to stored (raw) observations.
+  current observation statistics to stored (raw) observations;
+- optionally ``train_every``: learn only at every ``train_every``-th step of each environment
+  (DQN's train frequency); the update-to-data ratio is then gradient_steps / (N train_every).
 """
 from __future__ import annotations
 
@@ -120,10 +123,10 @@ def check_budget(config, total_steps: int) -> None:
 
 def make_agent(env, config, buffer, init_learner: Callable, update: Callable, policy: Callable,
                explore: Callable | None = None,
-               init_noise: Callable[[int], Any] = lambda n: ()) -> Agent:
+               init_noise: Callable[[int], Any] = lambda n: (), train_every: int = 1) -> Agent:
     num_envs = config.num_envs
     if explore is None:
-        def explore(params, obs, noise, key):
+        def explore(params, obs, noise, key, step):
             return policy(params, obs, key), noise
 
     space = env.action_space
@@ -165,7 +168,8 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
         act_key, random_key, env_key, learn_key = jax.random.split(key, 4)
         burn_in = state.env_steps * num_envs < config.learning_starts
         random_action = random_actions(space, random_key, num_envs)
-        action, noise = explore(state.params, state.obs, state.noise, act_key)
+        action, noise = explore(state.params, state.obs, state.noise, act_key,
+                                state.env_steps * num_envs)
         action = jnp.where(burn_in, random_action, action).astype(random_action.dtype)
         env_state, ts = env.step(state.env_state, action, env_key)
         noise = jax.tree.map(
@@ -175,8 +179,8 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
             state.raw_obs, action, ts.reward, raw_final_obs, ts.terminated, ts.done))
         state = state._replace(buffer=buffer_state, env_state=env_state, obs=ts.obs,
                                raw_obs=raw_obs, noise=noise, env_steps=state.env_steps + 1)
-        can_learn = (state.env_steps * num_envs >= config.learning_starts) & \
-            buffer.can_sample(buffer_state)
+        can_learn = ((state.env_steps * num_envs >= config.learning_starts)
+                     & buffer.can_sample(buffer_state) & (state.env_steps % train_every == 0))
         stats_shape = jax.eval_shape(lambda s: learn(s, learn_key)[1], state)
 
         def wait(state, key):
