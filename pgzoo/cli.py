@@ -291,7 +291,7 @@ def _list(_args) -> int:
     print("environment backends:")
     for name, text in envs.BACKENDS.items():
         print(f"  {name:<26} {text}")
-    print("JAX-native ids: " + ", ".join(envs.jax_native_ids()))
+    print("JAX-native ids: " + ", ".join(envs.jax_native_ids() + tuple(envs.OWN)))
     return 0
 
 

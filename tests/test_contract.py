@@ -42,6 +42,8 @@ SMALL = {
     "d4pg": dict(OFF_POLICY, num_envs=2, n_step=3, num_atoms=11, learning_starts=16),
     "dqn": dict(OFF_POLICY, num_envs=2, n_step=2, train_frequency=2, target_update_every=2,
                 double_q=True),
+    "soft_q_learning": dict(OFF_POLICY, value_particles=4, kernel_particles=6,
+                            target_update_every=2),
 }
 ENVS = {"discrete": ("CartPole-v1", "gymnasium:CartPole-v1"),
         "continuous": ("Pendulum-v1", "gymnasium:Pendulum-v1")}

@@ -2,6 +2,7 @@
 from pgzoo.envs.protocol import Env, TimeStep
 from pgzoo.envs.registry import (
                                  BACKENDS,
+                                 OWN,
                                  imports_code,
                                  jax_native_ids,
                                  make,
@@ -12,5 +13,5 @@ from pgzoo.envs.registry import (
 from pgzoo.envs.spaces import Box, Discrete
 from pgzoo.envs.wrappers import rescale_action
 
-__all__ = ["BACKENDS", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids",
+__all__ = ["BACKENDS", "OWN", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids",
            "make", "make_base", "render_factory", "rescale_action", "resolve"]

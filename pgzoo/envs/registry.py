@@ -15,6 +15,7 @@ from pgzoo.envs.quiet import quiet_mujoco_deprecations
 from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
 from pgzoo.envs.gymnax_env import GymnaxEnv
+from pgzoo.envs.multigoal import MultiGoalEnv
 from pgzoo.envs.protocol import Env
 from pgzoo.envs.wrappers import (
     EpisodeStatistics,
@@ -26,6 +27,7 @@ from pgzoo.errors import PgzooError
 
 BACKENDS = {
     "gymnax": "JAX-native, compiled with the algorithm (classic control, MinAtar, bsuite, misc)",
+    "pgzoo": "JAX-native tasks of pgzoo's own: MultiGoal-v0 (soft Q-learning's multi-goal task)",
     "brax": "JAX-native physics (brax:halfcheetah, brax:ant, ...; brax:NAME@PIPELINE), "
             "compiled with the algorithm; pip install 'pgzoo[brax]'",
     "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
@@ -34,8 +36,12 @@ BACKENDS = {
 PLANNED_BACKENDS = ("jaxmarl",)
 
 
+OWN = {"MultiGoal-v0": MultiGoalEnv}  # pgzoo's own JAX-native tasks
+
+
 @lru_cache
 def jax_native_ids() -> tuple[str, ...]:
+    """The gymnax ids (pgzoo's own JAX-native tasks are ``OWN``)."""
     import gymnax
 
     return tuple(gymnax.registered_envs)
@@ -109,7 +115,8 @@ def imports_code(spec: str) -> str | None:
 
 
 def resolve(spec: str) -> tuple[str, str]:
-    """Split a spec into (backend, id): backend is 'gymnax', 'brax', 'gymnasium' or 'class'."""
+    """Split a spec into (backend, id): backend is 'gymnax', 'brax', 'pgzoo' (pgzoo's own
+    JAX-native tasks), 'gymnasium' or 'class'."""
     if not isinstance(spec, str) or not spec.strip():
         raise PgzooError("environment spec must be a non-empty string such as CartPole-v1")
     prefix, sep, rest = spec.partition(":")
@@ -122,12 +129,18 @@ def resolve(spec: str) -> tuple[str, str]:
             return "gymnasium", rest
         if prefix == "brax":
             return "brax", rest
+        if prefix == "pgzoo":
+            if rest not in OWN:
+                raise _unknown(rest, f"pgzoo's own tasks are {', '.join(OWN)}")
+            return "pgzoo", rest
         if prefix in PLANNED_BACKENDS:
             raise PgzooError(f"the {prefix} backend is not available yet; valid backends: "
                              "gymnax, brax, gymnasium, package.module:ClassName")
         return "class", spec
     if spec in jax_native_ids():
         return "gymnax", spec
+    if spec in OWN:
+        return "pgzoo", spec
     return "gymnasium", spec
 
 
@@ -139,6 +152,8 @@ def make_base(spec: str, num_envs: int = 1) -> Env:
         return GymnaxEnv(env_id, num_envs)
     if backend == "brax":
         return BraxEnv(env_id, num_envs)
+    if backend == "pgzoo":
+        return OWN[env_id](num_envs)
     if backend == "gymnasium":
         return GymnasiumEnv(_gymnasium_factory(env_id), num_envs, f"gymnasium:{env_id}")
     return GymnasiumEnv(_user_class_factory(env_id), num_envs, env_id)
@@ -163,7 +178,7 @@ def render_factory(spec: str):
     backend, env_id = resolve(spec)
     if backend == "class":
         return _user_class_factory(env_id, render_mode="rgb_array")
-    if backend == "brax":
+    if backend in ("brax", "pgzoo"):
         raise PgzooError(f"environment {spec!r} has no Gymnasium twin to render a video with; "
                          "videos work for Gymnasium ids and their JAX-native versions")
     try:
