@@ -150,8 +150,11 @@ def announce_preset(exp: Experiment, preset: bool, given: dict[str, Any],
     if not preset:
         return f"{exp.algo} on {task}: module defaults, {budget} (--no-preset)"
     shown = " ".join(f"{k}={v}" for k, v in p.settings.items() if k not in given)
-    return (f"preset {exp.algo}/{task} ({p.source}): {shown or 'the module defaults'}, {budget}; "
-            "--no-preset for the module defaults")
+    if not p.settings:
+        return (f"preset {exp.algo}/{task} ({p.source}): the module defaults and {budget}; "
+                "--set and --steps override it")
+    return (f"preset {exp.algo}/{task} ({p.source}): {shown or 'all overridden'}, {budget}; "
+            "--set and --steps override it, --no-preset gives the module defaults")
 
 
 def describe(algo: str, env: str | None = None, overrides: dict[str, Any] | None = None,
@@ -162,6 +165,7 @@ def describe(algo: str, env: str | None = None, overrides: dict[str, Any] | None
 
     algorithm = algos.get(algo)
     env = algorithm.default_env if env is None else env
+    envs.check_known(env)
     overrides = dict(overrides or {})
     found = presets.find(algo, env) if presets.check_choice(preset) else None
     settings = found[1].settings if found else {}
@@ -201,8 +205,8 @@ def _source_state(exp: Experiment, init_from: Any, trust: bool):
     src_dir = _run_dir(init_from)
     src = _experiment_from(src_dir, trust=trust)
     if src.algo != exp.algo:
-        raise PgzooError(f"init_from {src_dir} is a {src.algo} run; fine-tuning needs a "
-                         f"{exp.algo} run")
+        raise PgzooError(f"init_from {src_dir} is a run of {src.algo}; fine-tuning {exp.algo} "
+                         f"needs a run of {exp.algo}")
     src_state, _ = checkpoint.load(src_dir / rundir.CHECKPOINTS, src.template())
     members = range(exp.members) if exp.vmapped else range(1)
     picks = [m if src.members == exp.members else 0 for m in members]
@@ -368,16 +372,19 @@ SWEEP_FILE = "sweep.json"
 
 
 def sweep(algo: str, env: str | None = None, grid: Any = None, total_steps: int | None = None,
-          seed: int = 0, *, seeds: int = 1, out: str | Path | None = None,
+          seed: int = 0, *, seeds: int | None = None, out: str | Path | None = None,
           root: str | Path = "runs", progress: bool | None = None, eval_episodes: int = 10,
           preset: bool = True, tensorboard: bool = False, **overrides: Any) -> dict[str, Any]:
     """Train every point of ``grid`` ({field: [values]}, or ``--grid`` strings KEY=V1,V2) x
     ``seeds`` and report each point's final return (``pgzoo.run.sweep``). Returns the report
     (its ``table``, and ``points`` with per-seed values and intervals); the sweep directory
-    holds one run directory per point and report.md / report.json / report.png."""
+    holds one run directory per point and report.md / report.json / report.png. ``seeds``
+    defaults to 3 on a JAX-native environment and 1 on the Gymnasium bridge."""
     from pgzoo.run import sweep as sw
 
     env = algos.get(algo).default_env if env is None else env
+    if seeds is None:
+        seeds = 3 if envs.resolve(env)[0] in ("gymnax", "brax", "pgzoo") else 1
     if isinstance(grid, Mapping):
         grid = {str(k): [str(v) for v in (vs if isinstance(vs, list | tuple) else [vs])]
                 for k, vs in grid.items()}
@@ -530,9 +537,13 @@ def tune(algo: str, env: str | None = None, space: Any = None, trials: int = 10,
     if both:
         raise PgzooError(f"{both[0]} is both searched (--param) and set (--set); give it once")
     optuna = tn.optuna()
-    build(algo, env, total_steps, seed, seeds, overrides, preset=preset)  # validate first
+    # validate first: the fixed settings, and every bound and choice of the space
+    for values in tn.corners(space):
+        build(algo, env, total_steps, seed, seeds, {**overrides, **values}, preset=preset)
     path = (rundir.new_run_dir(_run_dir(root), f"tune-{algo}", env) if out is None
             else _run_dir(out))
+    if (path / "tune.json").exists():
+        raise PgzooError(f"{path} already holds a tuning run (tune.json); choose a new --out")
     rundir.safe_dir(path)
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed))

@@ -24,6 +24,10 @@ TRUST_HELP = ("with a run directory: import the environment module that its conf
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --step is not --steps
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str):  # one line, not argparse's usage block
         raise PgzooError(f"{message} (see `{self.prog} --help`)")
 
@@ -76,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                     help="a Config field and its values (repeatable: the grid is their product; "
                          "list values are separated by ';', e.g. hidden_sizes=64,64;256,256)")
-    sw.add_argument("--seeds", type=int, default=3, help="seeds per point (default 3)")
+    sw.add_argument("--seeds", type=int, default=None,
+                    help="seeds per point (default 3 on JAX-native environments, 1 on the "
+                         "Gymnasium bridge)")
     sw.add_argument("--seed", type=int, default=0, help="base seed")
     sw.add_argument("--steps", type=int, default=None, help="steps per seed")
     sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -115,7 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--episodes", type=int, default=10)
     e.add_argument("--env", default=None, help="evaluate on another spec of the same task")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="seed of the evaluation episodes")
+    e.add_argument("--seed-index", type=int, default=0, metavar="K",
+                   help="evaluate the policy of seed index K of a --seeds run (default 0)")
     e.add_argument("--video", metavar="OUT.gif", help="also record one episode as a GIF")
     e.add_argument("--trust", action="store_true", help=TRUST_HELP)
     e.add_argument("--best", action="store_true",
@@ -208,9 +216,10 @@ def _eval(args) -> int:
         spec = rundir.read_config(Path(args.run_dir))["env"]
         if envs.imports_code(spec) is None:  # a user's module is imported only after --trust
             envs.render_factory(spec)  # no renderable twin (Brax): say so before evaluating
-    policy = pgzoo.load(args.run_dir, trust=args.trust, best=args.best)
+    policy = pgzoo.load(args.run_dir, args.seed_index, trust=args.trust, best=args.best)
     result = pgzoo.evaluate(policy, args.env, episodes=args.episodes, seed=args.seed)
     result = {"env": args.env or policy.env_spec, "seed": args.seed,
+              "seed_index": args.seed_index,
               "checkpoint": "best" if args.best else "last", **result}
     if args.video:
         from pgzoo.run.video import record_gif
@@ -314,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     except PgzooError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `pgzoo list | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as err:  # the file system refused a path the user gave
         where = f"{err.filename}: " if err.filename else ""
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)

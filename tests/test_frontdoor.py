@@ -219,6 +219,12 @@ def test_an_interrupted_sweep_resumes_to_its_report(tmp_path, monkeypatch):
     (["train", "ppo", "--stop-at-return", "100"], "needs evaluation during training"),
     (["train", "ppo", "--eval-every", "-5"], "eval_every must be"),
     (["train", "ppo", "--init-from", "/nonexistent"], "does not exist"),
+    (["train", "ppo", "--step", "1000"], "unrecognized arguments: --step"),
+    (["show", "ppo", "--env", "Nope-v0"], "unknown environment 'Nope-v0'"),
+    (["tune", "ppo", "--param", "activation=choice:tanh,relux"], "activation must be one of"),
+    (["tune", "ppo", "--param", "num_envs=float:2:16"], "num_envs must be an integer"),
+    (["sweep", "ppo", "--env", "gymnasium:CartPole-v1", "--grid", "learning_rate=1e-3,1e-4",
+      "--seeds", "2"], "needs a JAX-native environment"),
 ])
 def test_front_door_bad_input_is_one_line(capsys, argv, fragment):
     code = main(argv)
@@ -240,3 +246,24 @@ def test_tune_searches_with_optuna(tmp_path, capsys):
         assert trial["score"] == pytest.approx(np.mean(final_returns(trial["run_dir"])))
     assert result["best"]["score"] == max(t["score"] for t in result["trials"])
     assert "best of 2 trials" in capsys.readouterr().out
+
+
+def test_outputs_go_only_to_existing_directories_and_never_over_a_tuning_run(trained, tmp_path,
+                                                                          capsys):
+    assert main(["plot", str(trained), "-o", str(tmp_path / "no" / "x.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err and not (tmp_path / "no").exists()
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "tune.json").write_text("{}")
+    assert main(["tune", "ppo", "--param", "learning_rate=log:1e-4:1e-2", "--out",
+                 str(tmp_path / "t")]) == 2
+    assert "already holds a tuning run" in capsys.readouterr().err
+
+
+def test_piping_into_head_is_not_an_error(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(f"{sys.executable} -m pgzoo.cli list | head -1", shell=True,
+                         capture_output=True, text=True, executable="/bin/bash",
+                         env={**__import__("os").environ, "PYTHONUNBUFFERED": "0"})
+    assert out.stdout.startswith("algorithms") and "error" not in out.stderr

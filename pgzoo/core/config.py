@@ -47,7 +47,9 @@ def _parse_value(name: str, default: Any, value: Any, optional_float: bool = Fal
                 return tuple(int(v) for v in text.strip("()[] ").split(",") if v.strip())
             return kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
         except ValueError:
-            raise PgzooError(f"{name} must be a {_type_name(default)}, got {value!r}") from None
+            kind_name = _type_name(default)
+            article = "an" if kind_name[0] in "aeiou" else "a"
+            raise PgzooError(f"{name} must be {article} {kind_name}, got {value!r}") from None
     if kind is bool:
         check(isinstance(value, bool), f"{name} must be true or false, got {value!r}")
     elif kind is int:

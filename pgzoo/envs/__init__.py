@@ -3,6 +3,7 @@ from pgzoo.envs.protocol import Env, TimeStep
 from pgzoo.envs.registry import (
                                  BACKENDS,
                                  OWN,
+                                 check_known,
                                  imports_code,
                                  jax_native_ids,
                                  make,
@@ -13,5 +14,6 @@ from pgzoo.envs.registry import (
 from pgzoo.envs.spaces import Box, Discrete
 from pgzoo.envs.wrappers import rescale_action
 
-__all__ = ["BACKENDS", "OWN", "Box", "Discrete", "Env", "TimeStep", "imports_code", "jax_native_ids",
+__all__ = ["BACKENDS", "OWN", "Box", "Discrete", "Env", "TimeStep", "check_known", "imports_code",
+           "jax_native_ids",
            "make", "make_base", "render_factory", "rescale_action", "resolve"]

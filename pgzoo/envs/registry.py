@@ -144,6 +144,18 @@ def resolve(spec: str) -> tuple[str, str]:
     return "gymnasium", spec
 
 
+def check_known(spec: str) -> None:
+    """A one-line error for a spec that names no known environment, without making one (a
+    Gymnasium id must be registered; a user's class is not imported; Brax ids are checked when
+    the environment is made)."""
+    backend, env_id = resolve(spec)
+    if backend == "gymnasium":
+        import gymnasium
+
+        if env_id not in gymnasium.envs.registry:
+            raise _unknown(env_id, "not a registered Gymnasium id")
+
+
 def make_base(spec: str, num_envs: int = 1) -> Env:
     if not isinstance(num_envs, int) or num_envs < 1:
         raise PgzooError(f"num_envs must be an integer >= 1, got {num_envs!r}")

@@ -211,7 +211,8 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, *, stat
                        handlelength=2.4)
     fig.tight_layout()
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.parent.is_dir():
+            raise PgzooError(f"cannot write {out}: the directory {out.parent} does not exist")
         atomic_write(out, lambda f: fig.savefig(f, dpi=150, format=fmt), binary=True)
     finally:
         plt.close(fig)

@@ -337,23 +337,29 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
     starting(lambda: write_config(exp, run_dir, record, "running",
                                   env_steps_done=iteration * exp.agent.units_per_iteration))
 
-    spi = exp.agent.units_per_iteration
-    unit = exp.algorithm.budget_unit
-    max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
-    chunk, metric_names = make_chunk(exp, max_chunk)
-    paths = float_leaf_paths(exp.template())
-    groups = SeedGroups(exp, chunk)
-    states = groups.split(state)
-    columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
-               + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
-    log = starting(lambda: rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
-                                             keep_until_iteration=iteration, wandb=wandb))
-    evals = (starting(lambda: Evaluations(exp, run_dir, evaluation, iteration, state))
-             if evaluation is not None else None)
-    stopped: str | None = None
-    bar = Progress(exp.num_iterations * spi, progress, f"{exp.algo} {exp.env_spec}",
-                   unit="steps" if unit == "env_steps" else unit)
-    bar.update(iteration * spi, None, None)
+    try:  # set-up traces the step and opens the logs: a Ctrl-C here still marks the run
+        spi = exp.agent.units_per_iteration
+        unit = exp.algorithm.budget_unit
+        max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
+        chunk, metric_names = make_chunk(exp, max_chunk)
+        paths = float_leaf_paths(exp.template())
+        groups = SeedGroups(exp, chunk)
+        states = groups.split(state)
+        columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
+                   + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
+        log = starting(lambda: rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
+                                                 keep_until_iteration=iteration, wandb=wandb))
+        evals = (starting(lambda: Evaluations(exp, run_dir, evaluation, iteration, state))
+                 if evaluation is not None else None)
+        stopped: str | None = None
+        bar = Progress(exp.num_iterations * spi, progress, f"{exp.algo} {exp.env_spec}",
+                       unit="steps" if unit == "env_steps" else unit)
+        bar.update(iteration * spi, None, None)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            write_config(exp, run_dir, record, "interrupted",
+                         env_steps_done=iteration * exp.agent.units_per_iteration)
+        raise Interrupted(run_dir) from None
     start, last_ckpt, n = time.time(), time.time(), 1
     saved_iteration = iteration if resume and iteration > 0 else -1
 

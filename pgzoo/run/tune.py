@@ -51,6 +51,14 @@ def parse_space(pairs: Sequence[str]) -> dict[str, tuple[str, Any]]:
     return space
 
 
+def corners(space: dict[str, tuple[str, Any]]) -> list[dict[str, Any]]:
+    """Points that between them take every bound and every choice of ``space`` (to validate the
+    space against the Config before any trial trains)."""
+    width = max(len(spec) for _, spec in space.values())
+    return [{key: spec[min(i, len(spec) - 1)] for key, (_, spec) in space.items()}
+            for i in range(width)]
+
+
 def suggest(trial, space: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     """One point of ``space`` from an Optuna trial."""
     out: dict[str, Any] = {}
@@ -69,5 +77,6 @@ def optuna():
         import optuna as module
     except ImportError:
         raise PgzooError('pgzoo tune needs Optuna: pip install "pgzoo[tune]"') from None
-    module.logging.set_verbosity(module.logging.WARNING)
+    # a failing trial is reported by pgzoo's own one-line error, not Optuna's traceback
+    module.logging.set_verbosity(module.logging.ERROR)
     return module

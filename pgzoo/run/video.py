@@ -81,7 +81,8 @@ def record_gif(policy: Policy, out: Path, seed: int = 0, max_frames: int = 1000,
     finally:
         env.close()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():
+        raise PgzooError(f"cannot write {out}: the directory {out.parent} does not exist")
     frames = [f.resize((f.width // 2, f.height // 2)) for f in frames]
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(1000 / fps),
                    loop=0, optimize=True)
