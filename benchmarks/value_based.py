@@ -31,6 +31,12 @@ EXPERIMENTS.update({
     "dqn_3step_cartpole": ("dqn", "CartPole-v1", 500_000, {"n_step": 3},
                            "reported beside 1-step"),
     "dqn_cartpole_bridge": ("dqn", "gymnasium:CartPole-v1", 500_000, {}, ">= 475 within 500k"),
+    "soft_q_learning_pendulum": ("soft_q_learning", "Pendulum-v1", 50_000, {"alpha": 0.2},
+                                 ">= -300 within 50k"),
+    "soft_q_learning_cartpole": ("soft_q_learning", "CartPole-v1", 500_000, {},
+                                 ">= 475 within 500k"),
+    "soft_q_learning_multigoal": ("soft_q_learning", "MultiGoal-v0", 30_000, {},
+                                  ">= 3 of 4 goals in 100 episodes"),
 })
 onpolicy.RESULTS_FILE = "value_based.json"
 
@@ -74,10 +80,42 @@ def throughput(steps: int = 100_000) -> dict:
     return result
 
 
+def goals_reached(run_dir, episodes: int = 100, seed: int = 0) -> list[int]:
+    """Per seed of a MultiGoal-v0 run: how many of the four goals the stochastic policy's
+    ``episodes`` episodes from the start state reach (each episode is at most 30 steps)."""
+    import jax
+    import numpy as np
+
+    from pgzoo import envs
+    from pgzoo.envs.multigoal import goal_index
+
+    counts = []
+    config = json.loads((run_dir / "config.json").read_text())
+    for k in range(config["seeds"]):
+        policy = pgzoo.load(run_dir, k)
+        env = envs.make("MultiGoal-v0", num_envs=episodes)
+        state, ts = env.reset(jax.random.PRNGKey(seed))
+        reached = np.full(episodes, -1)
+        done = np.zeros(episodes, bool)
+        key = jax.random.PRNGKey(seed + 1)
+        for _ in range(env.max_episode_steps):
+            key, act_key, step_key = jax.random.split(key, 3)
+            action = policy.act(policy.params, ts.obs, act_key, deterministic=False)
+            state, ts = env.step(state, action, step_key)
+            ended = np.asarray(ts.terminated) & ~done
+            reached[ended] = np.asarray(goal_index(ts.final_obs))[ended]
+            done |= np.asarray(ts.done)
+        counts.append(len(set(reached[reached >= 0].tolist())))
+    return counts
+
+
 def main(names: list[str]) -> None:
     path = DOCS / onpolicy.RESULTS_FILE
     for name in names or [n for n in EXPERIMENTS if not n.endswith("_bridge")]:
         result = throughput() if name == "throughput" else onpolicy.run_experiment(name)
+        if name == "soft_q_learning_multigoal":
+            result["goals_reached"] = goals_reached(OUT / name)
+            print("goals reached per seed:", result["goals_reached"], flush=True)
         results = json.loads(path.read_text()) if path.exists() else {}
         results.update({"machine": machine(), name: result})
         path.write_text(json.dumps(results, indent=2) + "\n")

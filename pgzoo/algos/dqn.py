@@ -25,11 +25,9 @@ one environment, never across its write head.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -38,7 +36,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.loops.replay import check_budget, make_agent, normalized
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.networks import ACTIVATIONS, MLP, dense
+from pgzoo.core.networks import ACTIVATIONS, QValues
 from pgzoo.core.optim import soft_update
 
 
@@ -73,20 +71,6 @@ class Config:
         cfg.unit_interval(self, "gamma", "tau", "start_e", "end_e")
         cfg.one_of(self, "loss", ("mse", "huber"))
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
-
-
-class QValues(nn.Module):
-    """Q_theta(s, .): one output per action."""
-
-    num_actions: int
-    hidden_sizes: Sequence[int] = (120, 84)
-    activation: str = "relu"
-    obs_ndim: int = 1
-
-    @nn.compact
-    def __call__(self, obs):
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
-        return dense(self.num_actions, 1.0)(MLP(self.hidden_sizes, self.activation)(x))
 
 
 def linear_epsilon(start_e: float, end_e: float, duration: float):

@@ -71,6 +71,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("ppg", "Acrobot-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", -100.0),
     ("dqn", "CartPole-v1"): Preset(500_000, {}, "CleanRL dqn.py", 475.0),
     ("dqn", "Acrobot-v1"): Preset(500_000, {}, "CleanRL dqn.py", -100.0),
+    ("soft_q_learning", "MultiGoal-v0"): Preset(
+        30_000, {"alpha": 10.0}, "the authors' multigoal_sql.py: reward scale 0.1", None),
     ("td3", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo td3.yml", -200.0),
     ("ddpg", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo ddpg.yml", -200.0),
     ("sac", "Pendulum-v1"): Preset(20_000, {"learning_rate": 1e-3},

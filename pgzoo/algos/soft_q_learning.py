@@ -50,11 +50,10 @@ import numpy as np
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.dqn import QValues
 from pgzoo.algos.loops.replay import check_budget, make_agent, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.networks import ACTIVATIONS, MLP, QNetwork, dense
+from pgzoo.core.networks import ACTIVATIONS, MLP, QNetwork, QValues, dense
 from pgzoo.core.optim import soft_update
 from pgzoo.errors import check
 
@@ -69,7 +68,7 @@ class Config:
     learning_starts: int = 1_000  # uniform random actions before this many steps
     learning_rate: float = 3e-4  # the authors' code (Q and sampler, Adam)
     gamma: float = 0.99  # the authors' code
-    alpha: float = 0.1  # temperature: the authors' code uses reward scale 1/alpha = 10 on multigoal
+    alpha: float = 1.0  # temperature, the authors' reward scale 1 (1/alpha); presets set it per task
     tau: float = 1.0  # 1: the target is a copy, as in the authors' code
     target_update_every: int = 1_000  # updates (the authors' code, multigoal)
     value_particles: int = 16  # M, the authors' code

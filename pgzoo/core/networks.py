@@ -125,6 +125,20 @@ class QNetwork(nn.Module):
         return ValueHead()(MLP(self.hidden_sizes, self.activation)(x))
 
 
+class QValues(nn.Module):
+    """Q_theta(s, .): one output per action."""
+
+    num_actions: int
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "relu"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        return dense(self.num_actions, 1.0)(MLP(self.hidden_sizes, self.activation)(x))
+
+
 class DeterministicActor(nn.Module):
     """mu_theta(s) in [-1, 1]^d (tanh output), for deterministic-policy methods."""
 
