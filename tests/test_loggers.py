@@ -187,6 +187,8 @@ def test_wandb_missing_is_one_line_before_the_run_starts(tmp_path, monkeypatch, 
 def test_eval_writes_a_new_file_and_keeps_the_trainings_eval_json(tmp_path, trained, capsys):
     run = tmp_path / "run"
     shutil.copytree(trained, run)
+    # other tests on this worker may have evaluated the shared run already
+    shutil.rmtree(run / "evaluations", ignore_errors=True)
     training_eval = (run / "eval.json").read_bytes()
     paths = []
     for seed in (3, 4):  # within one second: the second gets a suffix, nothing is overwritten
