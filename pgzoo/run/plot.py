@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from pgzoo.errors import PgzooError
+from pgzoo.run.rundir import EVALS as EVALS_FILE
 from pgzoo.run.rundir import atomic_write, read_config, read_metrics
 from pgzoo.run.stats import bootstrap_curve
 
-EVALS = "evals.csv"
 STATS = ("mean", "iqm")
 CONFIDENCE = 0.95
 GRID_POINTS = 300  # at most this many points per curve: finer than a figure's resolution
@@ -48,7 +48,7 @@ def read_evals(run_dir: Path) -> list[dict[str, float]] | None:
     """The rows of a run's evals.csv (deterministic evaluations during training) with numbers as
     floats, or None when the run has none. Tolerant: a row cut short by a kill, or one with a
     non-numeric cell, is skipped."""
-    path = Path(run_dir) / EVALS
+    path = Path(run_dir) / EVALS_FILE
     if not path.is_file():
         return None
     try:
