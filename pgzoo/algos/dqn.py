@@ -37,7 +37,7 @@ from pgzoo.algos.loops.replay import check_budget, make_agent, normalized
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, QValues
-from pgzoo.core.optim import soft_update
+from pgzoo.core.optim import periodic_target_update
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         upd, opt_state = tx.update(grads, learner.opt_state, params)
         params = optax.apply_updates(params, upd)
         updates = learner.updates + 1
-        target = jax.lax.cond(updates % config.target_update_every == 0,
-                              lambda: soft_update(learner.target_params, params, config.tau),
-                              lambda: learner.target_params)
+        target = periodic_target_update(learner.target_params, params, updates,
+                                        config.target_update_every, config.tau)
         stats = {"td_loss": loss, "q_values": jnp.mean(q_sa)}
         return params, Learner(target, opt_state, updates), buffer_state, stats
 

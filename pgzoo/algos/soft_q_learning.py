@@ -54,7 +54,7 @@ from pgzoo.algos.loops.replay import check_budget, make_agent, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, MLP, QNetwork, QValues, dense
-from pgzoo.core.optim import soft_update
+from pgzoo.core.optim import periodic_target_update
 from pgzoo.errors import check
 
 EPS = 1e-6
@@ -220,9 +220,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         surrogate = jnp.mean(jnp.sqrt(jnp.sum(direction ** 2, axis=-1)))
 
         updates = learner.updates + 1
-        target = jax.lax.cond(updates % config.target_update_every == 0,
-                              lambda: soft_update(learner.target_params, new_critic, config.tau),
-                              lambda: learner.target_params)
+        target = periodic_target_update(learner.target_params, new_critic, updates,
+                                        config.target_update_every, config.tau)
         new_params = {"sampler": new_sampler, "critic": new_critic}
         return (new_params, Learner(target, {"sampler": sampler_opt, "critic": critic_opt},
                                     updates), buffer_state,
@@ -259,9 +258,8 @@ def _make_discrete(config: Config, env, q, tx, buffer, alpha) -> Agent:
         upd, opt_state = tx.update(grads, learner.opt_state, params)
         params = optax.apply_updates(params, upd)
         updates = learner.updates + 1
-        target = jax.lax.cond(updates % config.target_update_every == 0,
-                              lambda: soft_update(learner.target_params, params, config.tau),
-                              lambda: learner.target_params)
+        target = periodic_target_update(learner.target_params, params, updates,
+                                        config.target_update_every, config.tau)
         return (params, Learner(target, opt_state, updates), buffer_state,
                 {"critic_loss": loss, "soft_value": jnp.mean(next_v)})
 

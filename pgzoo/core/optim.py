@@ -28,3 +28,12 @@ def soft_update(target, online, tau: float):
     import jax
 
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
+
+
+def periodic_target_update(target, online, updates, every: int, tau: float):
+    """theta' <- tau theta + (1 - tau) theta' after every ``every``-th update (``updates`` counts
+    them, this one included); tau = 1 copies the online network (DQN's target network)."""
+    import jax
+
+    return jax.lax.cond(updates % every == 0, lambda: soft_update(target, online, tau),
+                        lambda: target)
