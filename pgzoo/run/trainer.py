@@ -424,7 +424,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
                 if time.time() - last_ckpt >= checkpoint_interval:
                     save("running")
                 evaluated = None
-                if evals is not None:
+                if evals is not None and evals.until_next(iteration) <= 0:  # join only when due
                     evaluated = evals(groups.join(states), iteration,
                                       elapsed_before + time.time() - start)
                     if evals.reached(evaluated):
