@@ -31,7 +31,7 @@ EXPERIMENTS.update({
     "dqn_3step_cartpole": ("dqn", "CartPole-v1", 500_000, {"n_step": 3},
                            "reported beside 1-step"),
     "dqn_cartpole_bridge": ("dqn", "gymnasium:CartPole-v1", 500_000, {}, ">= 475 within 500k"),
-    "soft_q_learning_pendulum": ("soft_q_learning", "Pendulum-v1", 50_000, {"alpha": 0.2},
+    "soft_q_learning_pendulum": ("soft_q_learning", "Pendulum-v1", 50_000, {},
                                  ">= -300 within 50k"),
     "soft_q_learning_cartpole": ("soft_q_learning", "CartPole-v1", 500_000, {},
                                  ">= 475 within 500k"),

@@ -41,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--env", default=None,
                    help="environment spec (default: the algorithm's default environment, shown by "
                         "`pgzoo list`)")
-    t.add_argument("--steps", type=int, default=None, help="total environment steps per seed")
+    t.add_argument("--steps", type=int, default=None,
+                   help="the budget per seed: environment steps (sweeps for dynamic programming)")
     t.add_argument("--seed", type=int, default=0, help="base seed (seed i uses seed + i)")
     t.add_argument("--seeds", type=int, default=1, help="train K seeds at once (JAX-native envs)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -140,6 +141,9 @@ def _parser() -> argparse.ArgumentParser:
                          "bootstrap interval (default mean)")
     pl.add_argument("--per-seed", action="store_true",
                     help="also draw each seed's curve, thin, in the run's colour")
+    pl.add_argument("--values", action="store_true",
+                    help="a tabular run on a grid world: draw V(s) and the greedy policy of its "
+                         "final Q table (seed 0) instead of learning curves")
     pl.add_argument("--smooth", type=int, default=0, metavar="K",
                     help="moving average over K points of each seed's training curve "
                          "(default 0: none)")
@@ -197,7 +201,9 @@ def _train(args) -> int:
                if done != asked and not run.summary.get("stopped_early") else "")
     stopped = (f" (stopped early: {run.summary['stopped_early']})"
                if run.summary.get("stopped_early") else "")
-    print(f"done: {done} steps per seed{rounded}{stopped} in {run.summary['wall_time']:.1f}s"
+    unit = {"env_steps": "steps"}.get(run.experiment.algorithm.budget_unit,
+                                      run.experiment.algorithm.budget_unit)
+    print(f"done: {done} {unit} per seed{rounded}{stopped} in {run.summary['wall_time']:.1f}s"
           f"{result} | run directory: {run.run_dir}")
     return 0
 
@@ -237,8 +243,28 @@ def _eval(args) -> int:
 
 
 def _plot(args) -> int:
-    from pgzoo.run.plot import plot_runs
+    from pgzoo.run.plot import plot_runs, value_map
 
+    if args.values:
+        import numpy as np
+
+        import pgzoo
+        from pgzoo import envs
+
+        if len(args.run_dirs) != 1:
+            raise PgzooError("--values draws one run: give one run directory")
+        policy = pgzoo.load(args.run_dirs[0])
+        model = envs.make(policy.env_spec, one_hot=False).tabular_model()
+        q = np.asarray(policy.params[0]) if model is not None else None
+        if model is None or model.grid is None or q is None or q.shape != (
+                model.num_states, model.num_actions):
+            raise PgzooError(f"--values needs a tabular method's run on a grid world "
+                             f"(FrozenLake, CliffWalking, or an MDP with a grid); "
+                             f"{args.run_dirs[0]} is {policy.algo} on {policy.env_spec}")
+        out = value_map(model, q, Path(args.out), args.title or
+                        f"{policy.algo} on {policy.env_spec}: V(s) and the greedy policy")
+        print(f"wrote {out}")
+        return 0
     if args.smooth < 0:
         raise PgzooError(f"--smooth must be an integer >= 0 (0: no smoothing), got {args.smooth}")
     out = plot_runs([Path(d) for d in args.run_dirs], Path(args.out), args.title, stat=args.stat,

@@ -36,6 +36,26 @@ class Corridor(gymnasium.Env):
         return frame
 
 
+class Ring(gymnasium.Env):
+    """Discrete observations without a model table: a position on a ring of 5 cells; action 1
+    moves clockwise, 0 counter-clockwise; reward 1 at cell 0; 20 steps."""
+
+    def __init__(self, render_mode=None):
+        self.observation_space = gymnasium.spaces.Discrete(5)
+        self.action_space = gymnasium.spaces.Discrete(2)
+        self.x = self.t = 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 2, 0
+        return self.x, {}
+
+    def step(self, action):
+        self.x = (self.x + (1 if int(action) == 1 else -1)) % 5
+        self.t += 1
+        return self.x, float(self.x == 0), False, self.t >= 20, {}
+
+
 class Reach(gymnasium.Env):
     """Continuous: the action (bounded to [-2, 2]) is added to x; reward is -|x - 1|. 20 steps."""
 

@@ -32,6 +32,9 @@ import jax
 
 from pgzoo.core.rollout import EPISODE_SUMS, EPISODES, EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM
 
+# A metric an algorithm may report: 1 once its computation is complete (dynamic programming
+# within its tolerance); the run then stops when every member has converged.
+CONVERGED = "converged"
 # What a budget counts; an Agent consumes ``units_per_iteration`` of it per ``step``.
 BUDGET_UNITS = ("env_steps", "sweeps", "generations")
 # Which driver runs the algorithm: the compiled chunk loop (``pgzoo.run.trainer``), or a host-side
@@ -39,7 +42,8 @@ BUDGET_UNITS = ("env_steps", "sweeps", "generations")
 DRIVERS = ("compiled", "ray")
 ACTION_SPACE_KINDS = ("discrete", "continuous")
 
-__all__ = ["ACTION_SPACE_KINDS", "Agent", "Algorithm", "BUDGET_UNITS", "DRIVERS", "EPISODES",
+__all__ = ["ACTION_SPACE_KINDS", "Agent", "Algorithm", "BUDGET_UNITS", "CONVERGED", "DRIVERS",
+           "EPISODES",
            "EPISODE_LENGTH_SUM", "EPISODE_RETURN_SUM", "EPISODE_SUMS", "EnvNeeds",
            "standard_env_needs", "with_values"]
 
@@ -86,6 +90,9 @@ class EnvNeeds:
     normalize_reward: bool = False
     gamma: float = 0.99  # the discount of reward normalisation
     tabular_model: bool = False  # needs the transition model P(s'|s, a), R (dynamic programming)
+    # observations are the state index of a Discrete space (the tabular methods); otherwise a
+    # discrete observation arrives one-hot encoded
+    state_index: bool = False
     multi_agent: bool = False  # one action space per agent (MADDPG)
 
 

@@ -34,6 +34,9 @@ class Preset:
 # Pendulum settings of PPO, tuned here (docs/benchmarks.md).
 _PPO_PENDULUM = {"num_steps": 256, "num_minibatches": 16, "update_epochs": 10,
                  "gamma": 0.9, "learning_rate": 1e-3, "ent_coef": 0.0, "normalize_obs": True}
+# Tabular control on slippery FrozenLake: epsilon 1 -> 0.05 over half the run, alpha 0.1 -> 0.01.
+_TABULAR_FROZENLAKE = {"gamma": 0.99, "step_size": 0.1, "step_size_final": 0.01, "epsilon": 1.0,
+                       "epsilon_final": 0.05}
 # CleanRL ppo_continuous_action.py.
 _PPO_MUJOCO = {"num_envs": 1, "num_steps": 2048, "update_epochs": 10, "num_minibatches": 32,
                "learning_rate": 3e-4, "ent_coef": 0.0, "normalize_obs": True,
@@ -71,6 +74,14 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("ppg", "Acrobot-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", -100.0),
     ("dqn", "CartPole-v1"): Preset(500_000, {}, "CleanRL dqn.py", 475.0),
     ("dqn", "Acrobot-v1"): Preset(500_000, {}, "CleanRL dqn.py", -100.0),
+    # tabular control on slippery FrozenLake 4x4: chosen here among a few candidates, 3 seeds
+    # (docs/benchmarks.md, "Tabular methods"); CliffWalking uses the defaults, S&B Example 6.6
+    ("q_learning", "FrozenLake-v1"): Preset(200_000, _TABULAR_FROZENLAKE, "tuned here", None),
+    ("sarsa", "FrozenLake-v1"): Preset(200_000, _TABULAR_FROZENLAKE, "tuned here", None),
+    ("monte_carlo", "FrozenLake-v1"): Preset(
+        500_000, {**_TABULAR_FROZENLAKE, "gamma": 0.999, "step_size": 0.01,
+                  "step_size_final": -1.0}, "tuned here", None),
+    ("soft_q_learning", "Pendulum-v1"): Preset(50_000, {"alpha": 0.2}, "tuned here", -300.0),
     ("soft_q_learning", "MultiGoal-v0"): Preset(
         30_000, {"alpha": 10.0}, "the authors' multigoal_sql.py: reward scale 0.1", None),
     ("td3", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo td3.yml", -200.0),

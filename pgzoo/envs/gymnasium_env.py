@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
 
-from pgzoo.envs import spaces
+from pgzoo.envs import spaces, tabular
 from pgzoo.envs.protocol import Env, TimeStep, initial_timestep
 from pgzoo.errors import PgzooError
 
@@ -46,11 +46,8 @@ class GymnasiumEnv(Env):
             self.action_space = spaces.from_gymnasium(first.action_space)
         except TypeError as err:
             raise PgzooError(
-                f"environment {spec!r} has a {err} space; pgzoo supports Box observations and "
-                "Discrete or Box actions") from None
-        if not isinstance(self.observation_space, spaces.Box):
-            raise PgzooError(f"environment {spec!r} has a Discrete observation space; "
-                             "pgzoo supports Box observations")
+                f"environment {spec!r} has a {err} space; pgzoo supports Box or Discrete "
+                "observations and Discrete or Box actions") from None
         gym_spec = getattr(first, "spec", None)
         self.max_episode_steps = getattr(gym_spec, "max_episode_steps", None)
         obs_shape = self.observation_space.shape
@@ -117,6 +114,10 @@ class GymnasiumEnv(Env):
             raise PgzooError(f"step() returned a non-finite reward ({r}); pgzoo needs finite "
                              "rewards")
         return r
+
+    def tabular_model(self):
+        """The toy-text tables of the simulator (``P``), where it has them."""
+        return tabular.from_gymnasium(self._envs[0]) if tabular.has_table(self._envs[0]) else None
 
     def host_error(self) -> Exception | None:
         return self._error

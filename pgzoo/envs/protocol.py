@@ -67,6 +67,11 @@ class Env:
         it only as a runtime error of the call); None for JAX-native environments."""
         return None
 
+    def tabular_model(self) -> Any:
+        """The finite MDP's tables (``pgzoo.envs.tabular.TabularModel``) where the task has them,
+        for the planning methods; None otherwise."""
+        return None
+
     @property
     def unwrapped(self) -> Env:
         return self

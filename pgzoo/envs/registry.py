@@ -1,14 +1,20 @@
 """``make(spec)``: from a spec string to a wrapped, batched environment.
 
-Resolution: ``gymnax:ID``, ``brax:NAME`` and ``gymnasium:ID`` name a backend; ``package.module:ClassName`` loads a
-user's Gymnasium environment class; a plain ``ID`` picks the JAX-native (gymnax) version when one
-exists and otherwise any registered Gymnasium id through the host bridge.
+Resolution: ``gymnax:ID``, ``brax:NAME``, ``pgzoo:ID`` and ``gymnasium:ID`` name a backend;
+``mdp:PATH.npz`` is a finite MDP given as arrays (``pgzoo.envs.tabular``);
+``package.module:ClassName`` loads a user's Gymnasium environment class; a plain ``ID`` picks the
+JAX-native version when one exists (gymnax, or pgzoo's own tasks, among them the toy-text tasks
+built from their tables) and otherwise any registered Gymnasium id through the host bridge.
+
+Options: ``ID@key=value,key=value`` passes keyword arguments to a Gymnasium id or a toy-text task
+(``FrozenLake-v1@is_slippery=False``); values are Python literals (True, 3, 0.5) or strings.
 """
 from __future__ import annotations
 
+import ast
 import importlib
 import sys
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from pgzoo.envs import spaces
 from pgzoo.envs.quiet import quiet_mujoco_deprecations
@@ -17,17 +23,21 @@ from pgzoo.envs.gymnasium_env import GymnasiumEnv
 from pgzoo.envs.gymnax_env import GymnaxEnv
 from pgzoo.envs.multigoal import MultiGoalEnv
 from pgzoo.envs.protocol import Env
+from pgzoo.envs.tabular import TOY_TEXT, from_file, toy_text
 from pgzoo.envs.wrappers import (
     EpisodeStatistics,
     NormalizeObservation,
     NormalizeReward,
+    OneHotObservation,
     RescaleAction,
 )
 from pgzoo.errors import PgzooError
 
 BACKENDS = {
     "gymnax": "JAX-native, compiled with the algorithm (classic control, MinAtar, bsuite, misc)",
-    "pgzoo": "JAX-native tasks of pgzoo's own: MultiGoal-v0 (soft Q-learning's multi-goal task)",
+    "pgzoo": "JAX-native tasks of pgzoo's own: MultiGoal-v0 (soft Q-learning's multi-goal task); "
+             "FrozenLake-v1, FrozenLake8x8-v1, CliffWalking-v1, Taxi-v4 from Gymnasium's tables",
+    "mdp": "a finite MDP of your own as arrays: mdp:PATH.npz (pgzoo.envs.tabular.save)",
     "brax": "JAX-native physics (brax:halfcheetah, brax:ant, ...; brax:NAME@PIPELINE), "
             "compiled with the algorithm; pip install 'pgzoo[brax]'",
     "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
@@ -36,7 +46,24 @@ BACKENDS = {
 PLANNED_BACKENDS = ("jaxmarl",)
 
 
-OWN = {"MultiGoal-v0": MultiGoalEnv}  # pgzoo's own JAX-native tasks
+# pgzoo's own JAX-native tasks: id -> factory(num_envs, **options)
+OWN = {"MultiGoal-v0": MultiGoalEnv, **{env_id: partial(toy_text, env_id) for env_id in TOY_TEXT}}
+
+
+def split_options(env_id: str) -> tuple[str, dict]:
+    """``ID@key=value,...`` -> (ID, {key: value}); values are Python literals or strings."""
+    env_id, sep, rest = env_id.partition("@")
+    options = {}
+    for item in rest.split(",") if sep else ():
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip().isidentifier():
+            raise PgzooError(f"environment option {item!r} must be key=value, as in "
+                             "FrozenLake-v1@is_slippery=False,map_name=8x8")
+        try:
+            options[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            options[key.strip()] = value.strip()
+    return env_id, options
 
 
 @lru_cache
@@ -61,9 +88,10 @@ def _unknown(env_id: str, where: str) -> PgzooError:
         "package.module:ClassName")
 
 
-def _gymnasium_factory(env_id: str, render_mode: str | None = None):
+def _gymnasium_factory(spec_id: str, render_mode: str | None = None):
     import gymnasium
 
+    env_id, options = split_options(spec_id)
     if env_id not in gymnasium.envs.registry:
         raise _unknown(env_id, "not a registered Gymnasium id")
     entry_point = gymnasium.envs.registry[env_id].entry_point
@@ -72,10 +100,13 @@ def _gymnasium_factory(env_id: str, render_mode: str | None = None):
         try:
             with quiet_mujoco_deprecations(isinstance(entry_point, str) and entry_point.startswith(
                     "gymnasium.envs.mujoco")):
-                return gymnasium.make(env_id, render_mode=render_mode)
+                return gymnasium.make(env_id, render_mode=render_mode, **options)
         except (ImportError, gymnasium.error.DependencyNotInstalled) as err:
             raise PgzooError(f"environment {env_id!r} needs an extra dependency: {err}".replace(
                 "\n", " ")) from None
+        except TypeError as err:
+            raise PgzooError(f"environment {env_id!r} does not take the options "
+                             f"{options}: {err}") from None
     return factory
 
 
@@ -116,7 +147,8 @@ def imports_code(spec: str) -> str | None:
 
 def resolve(spec: str) -> tuple[str, str]:
     """Split a spec into (backend, id): backend is 'gymnax', 'brax', 'pgzoo' (pgzoo's own
-    JAX-native tasks), 'gymnasium' or 'class'."""
+    JAX-native tasks), 'mdp' (a model file), 'gymnasium' or 'class'. The id keeps its
+    ``@options``."""
     if not isinstance(spec, str) or not spec.strip():
         raise PgzooError("environment spec must be a non-empty string such as CartPole-v1")
     prefix, sep, rest = spec.partition(":")
@@ -130,16 +162,18 @@ def resolve(spec: str) -> tuple[str, str]:
         if prefix == "brax":
             return "brax", rest
         if prefix == "pgzoo":
-            if rest not in OWN:
+            if split_options(rest)[0] not in OWN:
                 raise _unknown(rest, f"pgzoo's own tasks are {', '.join(OWN)}")
             return "pgzoo", rest
+        if prefix == "mdp":
+            return "mdp", rest
         if prefix in PLANNED_BACKENDS:
             raise PgzooError(f"the {prefix} backend is not available yet; valid backends: "
                              "gymnax, brax, gymnasium, package.module:ClassName")
         return "class", spec
     if spec in jax_native_ids():
         return "gymnax", spec
-    if spec in OWN:
+    if split_options(spec)[0] in OWN:
         return "pgzoo", spec
     return "gymnasium", spec
 
@@ -152,7 +186,7 @@ def check_known(spec: str) -> None:
     if backend == "gymnasium":
         import gymnasium
 
-        if env_id not in gymnasium.envs.registry:
+        if split_options(env_id)[0] not in gymnasium.envs.registry:
             raise _unknown(env_id, "not a registered Gymnasium id")
 
 
@@ -165,17 +199,27 @@ def make_base(spec: str, num_envs: int = 1) -> Env:
     if backend == "brax":
         return BraxEnv(env_id, num_envs)
     if backend == "pgzoo":
-        return OWN[env_id](num_envs)
+        name, options = split_options(env_id)
+        try:
+            return OWN[name](num_envs, **options)
+        except TypeError as err:
+            raise PgzooError(f"environment {name!r} does not take the options {options}: "
+                             f"{err}") from None
+    if backend == "mdp":
+        return from_file(env_id, num_envs)
     if backend == "gymnasium":
         return GymnasiumEnv(_gymnasium_factory(env_id), num_envs, f"gymnasium:{env_id}")
     return GymnasiumEnv(_user_class_factory(env_id), num_envs, env_id)
 
 
 def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
-         normalize_reward: bool = False, gamma: float = 0.99) -> Env:
+         normalize_reward: bool = False, gamma: float = 0.99, one_hot: bool = True) -> Env:
     """A batch of ``num_envs`` copies of ``spec`` with episode statistics, [-1, 1] actions for
-    bounded boxes, and optional observation and reward normalisation."""
+    bounded boxes, a one-hot encoding of discrete observations (unless ``one_hot`` is False: the
+    tabular methods see the state index), and optional observation and reward normalisation."""
     env: Env = EpisodeStatistics(make_base(spec, num_envs))
+    if one_hot and isinstance(env.observation_space, spaces.Discrete):
+        env = OneHotObservation(env)
     if isinstance(env.action_space, spaces.Box) and env.action_space.bounded:
         env = RescaleAction(env)
     if normalize_obs:
@@ -190,7 +234,7 @@ def render_factory(spec: str):
     backend, env_id = resolve(spec)
     if backend == "class":
         return _user_class_factory(env_id, render_mode="rgb_array")
-    if backend in ("brax", "pgzoo"):
+    if backend in ("brax", "pgzoo", "mdp") and split_options(env_id)[0] not in TOY_TEXT:
         raise PgzooError(f"environment {spec!r} has no Gymnasium twin to render a video with; "
                          "videos work for Gymnasium ids and their JAX-native versions")
     try:

@@ -1,8 +1,9 @@
 """Functional wrappers over the batched protocol. Each keeps its own state beside the inner one,
 so everything a wrapper learns (normalisation statistics) is part of the checkpointed State.
 
-Order used by ``make``: backend -> EpisodeStatistics -> RescaleAction -> NormalizeObservation ->
-NormalizeReward, so episode statistics always report the raw return of the task.
+Order used by ``make``: backend -> EpisodeStatistics -> OneHotObservation (discrete observations)
+-> RescaleAction -> NormalizeObservation -> NormalizeReward, so episode statistics always report
+the raw return of the task.
 """
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class Wrapper(Env):
 
     def host_error(self) -> Exception | None:
         return self.env.host_error()
+
+    def tabular_model(self):
+        return self.env.tabular_model()
 
     # Stateless wrappers keep the inner state as their own; stateful ones override these.
     def reset(self, key):
@@ -86,6 +90,34 @@ class EpisodeStatistics(Wrapper):
 
     def denormalize_obs(self, state, obs):
         return self.env.denormalize_obs(state.inner, obs)
+
+
+# --- observations ------------------------------------------------------------------------------
+class OneHotObservation(Wrapper):
+    """A discrete observation (a state index) as its one-hot vector, for the deep algorithms."""
+
+    def __init__(self, env: Env):
+        super().__init__(env)
+        n = env.observation_space.n
+        self.observation_space = spaces.Box(np.zeros(n, np.float32), np.ones(n, np.float32))
+
+    def _encode(self, obs):
+        return jax.nn.one_hot(obs.astype(jnp.int32), self.env.observation_space.n)
+
+    def _out(self, ts):
+        return ts._replace(obs=self._encode(ts.obs), final_obs=self._encode(ts.final_obs))
+
+    def reset(self, key):
+        state, ts = self.env.reset(key)
+        return state, self._out(ts)
+
+    def resume(self, state, key):
+        state, ts = self.env.resume(state, key)
+        return state, self._out(ts)
+
+    def step(self, state, action, key):
+        state, ts = self.env.step(state, action, key)
+        return state, self._out(ts)
 
 
 # --- actions -----------------------------------------------------------------------------------

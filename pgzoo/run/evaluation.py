@@ -24,6 +24,8 @@ class Policy:
         self._agent, self._train_env = agent, train_env
         self.params = (params, env_state)
         self.action_space = train_env.unwrapped.action_space
+        # a tabular method sees the state index; every other a discrete observation one-hot
+        self.one_hot = not isinstance(train_env.observation_space, envs.Discrete)
         self._jit_act = jax.jit(self.act, static_argnames="deterministic")
 
     def act(self, params, obs, key, deterministic: bool = True):
@@ -103,7 +105,7 @@ def evaluate(policy: Policy, env: str | None = None, episodes: int = 10, seed: i
           f"{episodes!r}")
     check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**31,
           f"seed must be an integer in [0, {2**31 - 1}], got {seed!r}")
-    eval_env = envs.make(env or policy.env_spec, num_envs=episodes)
+    eval_env = envs.make(env or policy.env_spec, num_envs=episodes, one_hot=policy.one_hot)
     _check_compatible(policy, eval_env)
     max_steps = (eval_env.max_episode_steps or 10_000) + 1
     run = jax.jit(run_episodes, static_argnums=(0, 1, 4, 5))
@@ -128,7 +130,7 @@ class MemberEvaluator:
     plays from ``fold_in(PRNGKey(seeds[m]), salt)``, so each evaluation sees other episodes."""
 
     def __init__(self, policy: Policy, episodes: int):
-        self.env = envs.make(policy.env_spec, num_envs=episodes)
+        self.env = envs.make(policy.env_spec, num_envs=episodes, one_hot=policy.one_hot)
         max_steps = (self.env.max_episode_steps or 10_000) + 1
 
         def one(args):
@@ -149,9 +151,14 @@ class MemberEvaluator:
 
 
 def _check_compatible(policy: Policy, env) -> None:
-    space, want = env.unwrapped.observation_space, policy._train_env.observation_space
-    if space.shape != want.shape or env.unwrapped.action_space.kind != policy.action_space.kind:
-        raise PgzooError(f"environment {env.spec!r} (observations {space.shape}, "
-                         f"{env.unwrapped.action_space.kind} actions) does not match the policy's "
-                         f"{policy.env_spec!r} (observations {want.shape}, "
-                         f"{policy.action_space.kind} actions)")
+    def observations(space):
+        return f"{space.n} states" if space.kind == "discrete" else str(space.shape)
+
+    space, want = env.observation_space, policy._train_env.observation_space
+    actions, want_actions = env.unwrapped.action_space, policy.action_space
+    if (observations(space) != observations(want) or actions.kind != want_actions.kind
+            or (actions.kind == "discrete" and actions.n != want_actions.n)):
+        raise PgzooError(f"environment {env.spec!r} (observations {observations(space)}, "
+                         f"{actions.kind} actions) does not match the policy's "
+                         f"{policy.env_spec!r} (observations {observations(want)}, "
+                         f"{want_actions.kind} actions)")

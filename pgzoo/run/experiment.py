@@ -194,16 +194,27 @@ def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 
           f"got {seed!r}")
     points = _grid(algorithm, config, grid)
     needs = algorithm.env_needs(config)
-    if needs.tabular_model or needs.multi_agent:
-        raise PgzooError(f"{algo} needs a {'tabular model' if needs.tabular_model else 'multi-agent'}"
-                         " environment, which this version of the environment layer lacks")
+    if needs.multi_agent:
+        raise PgzooError(f"{algo} needs a multi-agent environment, which this version of the "
+                         "environment layer lacks")
     env = envs.make(env_spec, num_envs=needs.num_envs, normalize_obs=needs.normalize_obs,
-                    normalize_reward=needs.normalize_reward, gamma=needs.gamma)
+                    normalize_reward=needs.normalize_reward, gamma=needs.gamma,
+                    one_hot=not needs.state_index)
     kind = env.action_space.kind
     if kind not in algorithm.action_spaces:
         raise PgzooError(f"{algo} does not support {kind} actions ({env_spec} has "
                          f"{type(env.unwrapped.action_space).__name__} actions); {algo} supports: "
                          + ", ".join(algorithm.action_spaces))
+    if needs.state_index and env.observation_space.kind != "discrete":
+        raise PgzooError(f"{algo} is a tabular method and needs a finite state space (Discrete "
+                         f"observations), and {env_spec} has Box observations; valid: "
+                         "FrozenLake-v1, FrozenLake8x8-v1, CliffWalking-v1, Taxi-v4, mdp:FILE.npz "
+                         "or any Gymnasium id with Discrete observations")
+    if needs.tabular_model and env.tabular_model() is None:
+        raise PgzooError(f"{algo} plans with the transition model p(s', r | s, a), and "
+                         f"{env_spec} exposes none; valid: FrozenLake-v1, FrozenLake8x8-v1, "
+                         "CliffWalking-v1, Taxi-v4 (and their gymnasium: versions), mdp:FILE.npz, "
+                         "or a Gymnasium env class with a toy-text P table")
     if (num_seeds > 1 or points) and not env.jax_native:
         what = f"--seeds {num_seeds}" if num_seeds > 1 else "a hyperparameter grid"
         raise PgzooError(f"{what} needs a JAX-native environment; {env.spec} runs through the "

@@ -1,10 +1,13 @@
 """Learning-curve plots from one or more run directories.
 
 The training panel draws ``episode_return`` from metrics.csv against the budget column (its third
-column: ``env_steps``, or the algorithm's unit); a run directory that holds evals.csv gets a second
+column: ``env_steps``, or the algorithm's unit; a planning run, which plays no episodes, draws
+``start_value``, the value of the start states); a run directory that holds evals.csv gets a second
 panel, the deterministic evaluation return, beside it. With several seeds the line is the mean (or
 IQM) over seeds on a common grid of the budget, and the band its 95% percentile-bootstrap interval
 over seeds at each grid point (``pgzoo.run.stats.bootstrap_curve``); with one seed, the line alone.
+
+``value_map`` draws a grid world's values and greedy policy from a Q table (the tabular methods).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ STATS = ("mean", "iqm")
 CONFIDENCE = 0.95
 GRID_POINTS = 300  # at most this many points per curve: finer than a figure's resolution
 BUDGET_LABELS = {"env_steps": "environment steps"}
+PLANNING_VALUE = "start_value"  # the metric of a planning run: the value of the start states
+Y_LABELS = {"episode_return": "episode return", PLANNING_VALUE: "value of the start state"}
 
 
 def format_count(x: float, _pos=None) -> str:
@@ -160,12 +165,17 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, *, stat
                          + ", ".join(f".{f}" for f in sorted(formats)))
 
     runs = []
+    y_columns = set()
     for run_dir in map(Path, run_dirs):
         cfg, rows = read_config(run_dir), read_metrics(run_dir)
         x_column = list(rows[0])[2] if rows else "env_steps"
+        # planning runs (dynamic programming) play no episodes: their curve is V(s_0)
+        y_column = (PLANNING_VALUE if rows and PLANNING_VALUE in rows[0]
+                    and not any(r["episodes"] for r in rows) else "episode_return")
+        y_columns.add(y_column)
         evals = read_evals(run_dir)
         runs.append({"dir": run_dir, "algo": cfg["algo"], "env": cfg["env"], "x": x_column,
-                     "train": _seed_curves(rows, x_column, "episode_return", smooth),
+                     "train": _seed_curves(rows, x_column, y_column, smooth),
                      "evals": (_seed_curves(evals, list(evals[0])[2], "eval_return", 0)
                                if evals else [])})
     one_env = len({r["env"] for r in runs}) == 1
@@ -192,7 +202,8 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, *, stat
         if drawn:
             handles.append(drawn[0])
             labels.append(drawn[1])
-    ylabel = "episode return" + (f" (moving average of {smooth})" if smooth > 1 else "")
+    ylabel = " / ".join(Y_LABELS[c] for c in sorted(y_columns)) + (
+        f" (moving average of {smooth})" if smooth > 1 else "")
     axes[0].set_ylabel(ylabel)
     if with_evals:
         axes[0].set_title("training episodes", fontsize=10)
@@ -217,3 +228,46 @@ def plot_runs(run_dirs: list[Path], out: Path, title: str | None = None, *, stat
     finally:
         plt.close(fig)
     return out
+
+
+def value_map(model, q: np.ndarray, out: Path, title: str) -> Path:
+    """A grid world's state values V(s) = max_a Q(s, a) as a heat map, with the greedy action as
+    an arrow in each cell that is not a terminal one (hole, goal, cliff) and the map's letters
+    in the corners; ``model`` is a ``pgzoo.envs.tabular.TabularModel`` with a ``grid``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, cols = model.grid
+    q = np.asarray(q, np.float64)
+    values = q.max(axis=-1).reshape(rows, cols)
+    greedy = q.argmax(axis=-1)
+    labels = model.labels or "." * (rows * cols)
+    # a state from which every action ends the episode at once is terminal: no arrow there
+    ends = np.asarray(model.terminates) * np.asarray(model.transitions)
+    absorbing = np.isclose(ends.sum(-1), 1.0).all(-1) | np.array([c in "HG" for c in labels])
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.62 * cols + 1.6), max(3.0, 0.62 * rows + 0.9)))
+    image = ax.imshow(values, cmap="viridis")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="V(s) = max_a Q(s, a)")
+    spread = float(np.ptp(values)) or 1.0
+    for s in range(rows * cols):
+        r, c = divmod(s, cols)
+        dark = values[r, c] < values.min() + 0.5 * spread
+        color = "white" if dark else "black"
+        if labels[s] != ".":
+            ax.text(c - 0.42, r - 0.42, labels[s], ha="left", va="top", fontsize=7, color=color,
+                    fontweight="bold")
+        if model.moves is not None and not absorbing[s] and labels[s] != "C":
+            dr, dc = model.moves[greedy[s]]
+            ax.arrow(c - 0.22 * dc, r - 0.22 * dr, 0.3 * dc, 0.3 * dr, head_width=0.16,
+                     head_length=0.12, length_includes_head=False, color=color)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    try:
+        atomic_write(Path(out), lambda f: fig.savefig(f, dpi=150, format="png"), binary=True)
+    finally:
+        plt.close(fig)
+    return Path(out)

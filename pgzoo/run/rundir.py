@@ -20,6 +20,7 @@ EVALUATIONS = "evaluations"  # one file per `pgzoo eval`: eval-<UTC time>.json
 EVALS = "evals.csv"  # evaluation during training (``--eval-every``), one row per evaluation and seed
 BEST = "best"  # checkpoints/best: the state of the best evaluation so far
 CURVE = "curve.png"
+VALUES = "values.png"  # a tabular run on a grid world: V and the greedy policy
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tb"
 WANDB = "wandb"  # Weights & Biases' own files, and pgzoo-run.json: the wandb run to continue

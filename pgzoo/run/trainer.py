@@ -24,6 +24,7 @@ import numpy as np
 
 from pgzoo import __version__
 from pgzoo.algos.base import (
+    CONVERGED,
     EPISODE_LENGTH_SUM,
     EPISODE_RETURN_SUM,
     EPISODE_SUMS,
@@ -430,6 +431,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
                     if evals.reached(evaluated):
                         stopped = (f"the evaluation return {evaluated['mean_return']:.1f} reached "
                                    f"{evals.schedule.stop_at:g} at iteration {iteration}")
+                if rows and all(r.get(CONVERGED) == 1.0 for r in rows[-exp.members:]):
+                    stopped = f"converged at iteration {iteration} (every seed)"
                 if callback is not None and callback(
                         {"iteration": iteration, unit: iteration * spi, "rows": rows,
                          "evaluation": evaluated, "run_dir": run_dir}) is False:
@@ -471,7 +474,22 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
     from pgzoo.run.plot import plot_runs
 
     plot_runs([run_dir], run_dir / rundir.CURVE)
+    write_value_map(exp, state, run_dir)
     return state, summary
+
+
+def write_value_map(exp: Experiment, state, run_dir: Path) -> None:
+    """values.png for a tabular method (its params are a Q table over state indices) on a grid
+    world: seed 0's V(s) = max_a Q(s, a) and greedy policy."""
+    model = exp.env.tabular_model()
+    if model is None or model.grid is None or exp.env.observation_space.kind != "discrete":
+        return
+    from pgzoo.run.plot import value_map
+
+    q = np.asarray(exp.agent.params(exp.member_state(state, 0)))
+    seeds = f", seed {exp.seed}" if exp.members > 1 else ""
+    value_map(model, q, run_dir / rundir.VALUES, f"{exp.algo} on {exp.env_spec}{seeds}: V(s) and "
+              "the greedy policy")
 
 
 def evaluate_run(exp: Experiment, state, episodes: int) -> dict[str, Any]:
