@@ -82,6 +82,7 @@ PRESETS: dict[tuple[str, str], Preset] = {
         500_000, {**_TABULAR_FROZENLAKE, "gamma": 0.999, "step_size": 0.01,
                   "step_size_final": -1.0}, "tuned here", None),
     ("soft_q_learning", "Pendulum-v1"): Preset(50_000, {"alpha": 0.2}, "tuned here", -300.0),
+    ("soft_q_learning", "CartPole-v1"): Preset(500_000, {"alpha": 0.05}, "tuned here", 475.0),
     ("soft_q_learning", "MultiGoal-v0"): Preset(
         30_000, {"alpha": 10.0}, "the authors' multigoal_sql.py: reward scale 0.1", None),
     ("td3", "Pendulum-v1"): Preset(20_000, {}, "rl-baselines3-zoo td3.yml", -200.0),

@@ -20,8 +20,11 @@ a replay buffer, with a target network \theta^- copied every ``target_update_eve
 
   and the policy is an amortised sampler a = f_\phi(\xi; s) = tanh(g_\phi(s, \xi)),
   \xi ~ N(0, I), trained by Stein variational gradient descent (eqs. 13-14) towards
-  p(a|s) \propto exp(Q(s, a)/\alpha) (with the tanh change of variables,
-  \log p = Q/\alpha + \sum_k \log(1 - a_k^2)): of K = ``kernel_particles`` samples per state, the
+  p(a|s) \propto exp(Q(s, a)/\alpha) (as the authors' code does, the score is taken of
+  \log p = Q/\alpha + \sum_k \log(1 - a_k^2), the squashing correction, with kernel and score
+  both in the squashed action a; this is not an exact change of variables: the sampler targets
+  exp(Q/\alpha) \prod_k (1 - a_k^2), which leans to the centre of the box where Q/\alpha is
+  flat, e.g. at a large \alpha): of K = ``kernel_particles`` samples per state, the
   first K - K_u ("fixed", j) move the last K_u = K ``kernel_update_ratio`` ("updated", i) by
 
       \Delta a_i = (1/(K - K_u)) \sum_j [ \kappa(a_j, a_i) \nabla_{a_j} \log p(a_j|s)
@@ -139,6 +142,23 @@ def svgd_direction(fixed, updated, grad_log_p):
     return jnp.mean(kappa[..., None] * grad_log_p[..., :, None, :] + kappa_grad, axis=-3)
 
 
+def amortized_svgd_gradient(sample, phi, log_p, n_fixed: int):
+    """The sampler's descent direction of amortised SVGD (eq. 14): particles ``sample(phi)``
+    [B, K, d] are split into the first ``n_fixed`` (fixed, j) and the rest (updated, i); the
+    updated ones should move by Delta a_i (``svgd_direction`` with the fixed ones' scores
+    grad log p(a_j), ``log_p``: [B, K_f, d] -> [B, K_f]), so phi ascends
+    sum_i <Delta a_i, f_phi(xi_i)>, averaged over the batch: returns (the gradient of its
+    negative, for a minimising optimiser; Delta a)."""
+    actions, pullback = jax.vjp(sample, phi)
+    fixed, updated = actions[:, :n_fixed], actions[:, n_fixed:]
+    score = jax.grad(lambda a: jnp.sum(log_p(a)))(fixed)
+    direction = svgd_direction(fixed, updated, score)
+    # fixed particles get no gradient (the authors stop it there)
+    cotangent = jnp.concatenate([jnp.zeros_like(fixed), -direction / actions.shape[0]], axis=1)
+    (grads,) = pullback(cotangent)
+    return grads, direction
+
+
 class Learner(NamedTuple):
     target_params: Any
     opt_state: Any
@@ -201,20 +221,12 @@ def make(config: Config, env, total_steps: int) -> Agent:
         # sampler: SVGD towards exp(Q/alpha) of the same (pre-update) critic, as the authors do
         xi = jax.random.normal(particle_key, (batch, config.kernel_particles, action_dim))
 
-        def log_p(a, obs):
-            return (critic.apply(params["critic"], particles_of(obs, a), a) / alpha
+        def log_p(a):
+            return (critic.apply(params["critic"], particles_of(b.obs, a), a) / alpha
                     + jnp.sum(jnp.log(1.0 - a ** 2 + EPS), axis=-1))
 
-        # the particles, and Delta a_i for the updated ones (the fixed ones only score)
-        actions, pullback = jax.vjp(lambda phi: sampler.apply(phi, b.obs[:, None], xi),
-                                    params["sampler"])
-        fixed, updated = actions[:, :n_fixed], actions[:, n_fixed:]
-        score = jax.grad(lambda a: jnp.sum(log_p(a, b.obs)))(fixed)
-        direction = svgd_direction(fixed, updated, score)
-        # ascend sum_i <Delta a_i, f_phi(xi_i)>: the gradient pulls Delta a back through f_phi
-        # (eq. 14), averaged over the batch; fixed particles get no gradient
-        cotangent = jnp.concatenate([jnp.zeros_like(fixed), -direction / batch], axis=1)
-        (grads,) = pullback(cotangent)
+        grads, direction = amortized_svgd_gradient(
+            lambda phi: sampler.apply(phi, b.obs[:, None], xi), params["sampler"], log_p, n_fixed)
         upd, sampler_opt = tx.update(grads, learner.opt_state["sampler"], params["sampler"])
         new_sampler = optax.apply_updates(params["sampler"], upd)
         surrogate = jnp.mean(jnp.sqrt(jnp.sum(direction ** 2, axis=-1)))
