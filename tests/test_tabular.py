@@ -94,6 +94,24 @@ def test_jax_native_environment_samples_the_tables():
     assert float(ts.info["episode_length"][0]) == 100.0
 
 
+def test_sampled_outcomes_are_the_tables_outcomes_not_their_averages():
+    # slippery CliffWalking: "right" from the start slips into the cliff (-100) or not (-1), and
+    # both land on the start state: the model's expected reward there is their mean, the
+    # environment pays one or the other, as Gymnasium does
+    env = envs.make("CliffWalking-v1@is_slippery=True", num_envs=4000, one_hot=False)
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    _, ts = env.step(state, jnp.ones(4000, jnp.int32), jax.random.PRNGKey(1))
+    rewards = np.asarray(ts.reward)
+    assert set(np.unique(rewards)) == {-100.0, -1.0}
+    m = env.tabular_model()
+    expected = np.sum(m.transitions[36, 1] * m.rewards[36, 1])
+    assert abs(rewards.mean() - expected) < 4.0
+    # Taxi's fickle passenger is not in its table: no JAX-native version, no model
+    with pytest.raises(PgzooError, match="outside its transition table"):
+        envs.make("Taxi-v4@fickle_passenger=True")
+    assert envs.make("gymnasium:Taxi-v4@fickle_passenger=True").tabular_model() is None
+
+
 def test_discrete_observations_are_one_hot_for_the_deep_algorithms():
     for spec in ("FrozenLake-v1", "gymnasium:FrozenLake-v1"):
         env = envs.make(spec, num_envs=2)
@@ -202,6 +220,11 @@ def test_td_updates_by_hand(algo):
         # SARSA: Q(1, A' = 0); expected: epsilon / 2 = 0.1 on each action, 0.8 more on the greedy
         bootstrap = 2.0 if algo == "sarsa" else 0.1 * 2.0 + 0.9 * 4.0
     np.testing.assert_allclose(target, [1.0 + 0.5 * bootstrap, 1.0], rtol=1e-6)
+    # a time limit (done, not terminated) bootstraps from the true last state
+    cut = s._replace(terminated=jnp.asarray([False, False]))
+    cut_target = (q_learning.td_target(q, cut, 0.5) if algo == "q_learning"
+                  else sarsa.td_target(q, cut, 0.5, 0.2, algo == "expected_sarsa"))
+    np.testing.assert_allclose(cut_target, [1.0 + 0.5 * bootstrap] * 2, rtol=1e-6)
     new_q, loss = tab.td_update(q, s.obs, s.action, target, 0.5)
     # the two updates of Q(0, 0) apply in turn: 0 -> 0.5 y_1 -> that + 0.5 (y_2 - that)
     first = 0.5 * float(target[0])
@@ -239,6 +262,57 @@ def test_first_visit_returns_against_brute_force():
             assert float(returns[t]) == pytest.approx(expected, rel=1e-5, abs=1e-5)
             pairs = list(zip(states[:t], actions[:t], strict=True))
             assert bool(first[t]) == ((states[t], actions[t]) not in pairs)
+
+
+def test_monte_carlo_keeps_the_average_of_first_visit_returns():
+    q, visits = jnp.zeros((3, 2)), jnp.zeros((3, 2))
+    # episode 1: (0,1) r=1, (2,0) r=0, (0,1) r=2 (a second visit), then 3 empty slots
+    q, visits, loss = monte_carlo.average_episode(
+        q, visits, jnp.asarray([0, 2, 0, 0, 0, 0]), jnp.asarray([1, 0, 1, 0, 0, 0]),
+        jnp.asarray([1.0, 0.0, 2.0, 0, 0, 0]), 3, 0.0, 1.0)
+    assert float(q[0, 1]) == 3.0 and float(q[2, 0]) == 2.0  # G_0 = 3, G_1 = 2
+    assert float(loss) == pytest.approx((0.5 * 9 + 0.5 * 4) / 2)  # before the update
+    # episode 2: (0,1) r=5: Q(0,1) = mean(3, 5); N counts first visits only
+    q, visits, _ = monte_carlo.average_episode(
+        q, visits, jnp.asarray([0, 0, 0, 0, 0, 0]), jnp.asarray([1, 0, 0, 0, 0, 0]),
+        jnp.asarray([5.0, 0, 0, 0, 0, 0]), 1, 0.0, 1.0)
+    assert float(q[0, 1]) == 4.0 and float(visits[0, 1]) == 2.0 and float(visits[2, 0]) == 1.0
+    # a constant step size instead of 1/N
+    q2, _, _ = monte_carlo.average_episode(
+        q, visits, jnp.asarray([0, 0]), jnp.asarray([1, 0]), jnp.asarray([8.0, 0.0]), 1, 0.25,
+        1.0)
+    assert float(q2[0, 1]) == 4.0 + 0.25 * (8.0 - 4.0)
+
+
+def test_sarsa_acts_with_the_next_action_it_bootstrapped_on():
+    # record, through the learner's loop, each step's A and its A': A' is the action taken at
+    # the next step whenever the episode went on
+    exp = build("sarsa", "CliffWalking-v1", total_steps=400, overrides={"block_size": 1})
+
+    def learn(q, memory, s, alpha, epsilon, key):
+        q = q.at[s.obs, s.action].add(-0.1)  # move Q so that the policy keeps changing
+        return q, memory, {"a": s.action[0].astype(jnp.float32),
+                           "next": s.final_action[0].astype(jnp.float32),
+                           "done": s.done[0].astype(jnp.float32)}
+
+    agent = tab.make_learner(exp.config, exp.env, 400, learn)
+    state = agent.init(jax.random.PRNGKey(0))
+    rows = []
+    step = jax.jit(agent.step)
+    for _ in range(400):
+        state, m = step(state)
+        rows.append((float(m["a"]), float(m["next"]), float(m["done"])))
+    went_on = [(b[0], a[1]) for a, b in zip(rows, rows[1:]) if not a[2]]
+    assert len(went_on) > 300 and all(x == y for x, y in went_on)
+
+
+def test_a_resumed_monte_carlo_run_drops_partial_episodes():
+    exp = build("monte_carlo", "FrozenLake-v1", total_steps=1000, overrides={"block_size": 7})
+    state, _ = jax.jit(exp.agent.step)(exp.agent.init(jax.random.PRNGKey(0)))
+    env_state, ts = exp.env.reset(jax.random.PRNGKey(1))
+    fresh = exp.agent.with_env(state, env_state, ts.obs)
+    assert int(fresh.memory.length.sum()) == 0
+    np.testing.assert_array_equal(fresh.memory.visits, state.memory.visits)
 
 
 def test_monte_carlo_needs_a_time_limit():

@@ -27,12 +27,17 @@ import jax.numpy as jnp
 
 from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.loops.tabular import ControlConfig, Step, control_needs, make_learner
-from pgzoo.errors import PgzooError
+from pgzoo.errors import PgzooError, check
 
 
 @dataclass(frozen=True)
 class Config(ControlConfig):
     step_size: float = 0.0  # 0: the sample average 1/N(s, a) of S&B 5.4; > 0: constant alpha
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.step_size > 0 or self.step_size_final <= 0, "step_size 0 (the sample "
+              "average) cannot move to a constant step_size_final; give both or neither")
 
 
 class Memory(NamedTuple):
@@ -60,6 +65,19 @@ def first_visit_returns(states, actions, rewards, length, gamma):
     return returns, valid & ~seen_before
 
 
+def average_episode(q, visits, states, actions, rewards, length, alpha, gamma):
+    """Fold one recorded episode into Q: N(S_t, A_t) += 1 and Q(S_t, A_t) moves towards G_t by
+    1/N (``alpha`` = 0: the running average of the returns) or by ``alpha``, at each first
+    visit. Returns (Q, N, the mean of 1/2 (G_t - Q(S_t, A_t))^2 before the update)."""
+    returns, first = first_visit_returns(states, actions, rewards, length, gamma)
+    error = returns - q[states, actions]
+    visits = visits.at[states, actions].add(first.astype(visits.dtype))
+    rate = jnp.where(alpha > 0, alpha, 1.0 / jnp.maximum(visits[states, actions], 1.0))
+    q = q.at[states, actions].add(jnp.where(first, rate * error, 0.0))
+    loss = jnp.sum(jnp.where(first, 0.5 * error ** 2, 0.0)) / jnp.maximum(first.sum(), 1)
+    return q, visits, loss
+
+
 def make(config: Config, env, total_steps: int) -> Agent:
     horizon = env.max_episode_steps
     if horizon is None:
@@ -70,13 +88,6 @@ def make(config: Config, env, total_steps: int) -> Agent:
         zeros = jnp.zeros((num_envs, horizon), jnp.int32)
         return Memory(jnp.zeros((num_states, num_actions)), zeros, zeros,
                       jnp.zeros((num_envs, horizon)), jnp.zeros(num_envs, jnp.int32))
-
-    def average_episode(q, visits, states, actions, rewards, length, alpha):
-        returns, first = first_visit_returns(states, actions, rewards, length, config.gamma)
-        visits = visits.at[states, actions].add(first.astype(visits.dtype))
-        rate = jnp.where(alpha > 0, alpha, 1.0 / jnp.maximum(visits[states, actions], 1.0))
-        q = q.at[states, actions].add(jnp.where(first, rate * (returns - q[states, actions]), 0.0))
-        return q, visits, jnp.sum(jnp.where(first, 0.5 * (returns - q[states, actions]) ** 2, 0.0))
 
     def learn(q, memory: Memory, step: Step, alpha, epsilon, key):
         envs = jnp.arange(step.obs.shape[0])
@@ -90,9 +101,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
             q, visits = carry
 
             def update(q, visits):
-                q, visits, loss = average_episode(q, visits, memory.states[i], memory.actions[i],
-                                                  memory.rewards[i], memory.length[i], alpha)
-                return q, visits, loss
+                return average_episode(q, visits, memory.states[i], memory.actions[i],
+                                       memory.rewards[i], memory.length[i], alpha, config.gamma)
 
             def keep(q, visits):
                 return q, visits, jnp.float32(jnp.nan)
@@ -104,7 +114,10 @@ def make(config: Config, env, total_steps: int) -> Agent:
         memory = memory._replace(visits=visits, length=jnp.where(step.done, 0, memory.length))
         return q, memory, {"mc_loss": jnp.nanmean(losses)}
 
-    return make_learner(config, env, total_steps, learn, init_memory)
+    def restart(memory: Memory):  # fresh episodes (a resumed bridged run): drop partial ones
+        return memory._replace(length=jnp.zeros_like(memory.length))
+
+    return make_learner(config, env, total_steps, learn, init_memory, restart)
 
 
 ALGORITHM = Algorithm(

@@ -11,7 +11,9 @@ Starting from the arbitrary deterministic policy \pi_0(s) = 0:
    ``max_evaluation_sweeps`` sweeps (with \gamma = 1 a policy that never ends its episodes has
    no finite value: the cap makes it look as bad as it is, and the improvement leaves it; the
    default \gamma = 0.99 gives every policy a finite value, as CliffWalking and Taxi need
-   when they start from \pi_0);
+   when they start from \pi_0; with \gamma = 1 the cap moves the improvement on by about one
+   layer of states per capped evaluation, so it converges, slowly: about 14,000 sweeps on
+   CliffWalking);
 2. improvement, \pi'(s) = \arg\max_a \sum_{s'} p(s'|s, a) [r + \gamma V(s')]          (eq. 4.9),
    keeping \pi(s) wherever it is already within \theta of the maximum, so that the loop cannot
    cycle between equally good actions;

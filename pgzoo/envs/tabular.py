@@ -38,6 +38,9 @@ MOVES = {"FrozenLakeEnv": ((0, -1), (1, 0), (0, 1), (-1, 0)),  # left, down, rig
          "CliffWalkingEnv": ((-1, 0), (0, 1), (1, 0), (0, -1))}  # up, right, down, left
 
 
+OUTCOME_ARRAYS = ("outcome_next", "outcome_prob", "outcome_reward", "outcome_terminates")
+
+
 class TabularModel(NamedTuple):
     transitions: np.ndarray  # [S, A, S'] P(s'|s, a)
     rewards: np.ndarray  # [S, A, S'] E[r | s, a, s']
@@ -46,6 +49,10 @@ class TabularModel(NamedTuple):
     grid: tuple[int, int] | None = None  # (rows, cols) of a grid world, state = row * cols + col
     labels: str | None = None  # one letter per state (grid worlds): S, G, H, C or .
     moves: tuple[tuple[int, int], ...] | None = None  # per action (d_row, d_col) on the grid
+    # what the environment samples, where one (s, a, s') has several rewards (a Gymnasium table
+    # lists each outcome): [S, A, K] next state, probability, reward, termination; None: the
+    # expected tables above, one outcome per s'
+    outcomes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def num_states(self) -> int:
@@ -103,11 +110,25 @@ def from_arrays(transitions, rewards, initial=None, terminates=None, grid=None, 
                         grid, labels, None if moves is None else tuple(map(tuple, moves)))
 
 
+def _outcome_tables(entries: list[list[list[tuple]]]):
+    """[S][A] lists of (probability, next_state, reward, terminated) as [S, A, K] arrays."""
+    k = max(len(e) for row in entries for e in row)
+    s, a = len(entries), len(entries[0])
+    nxt = np.zeros((s, a, k), np.int32)
+    prob, reward, term = (np.zeros((s, a, k), np.float32) for _ in range(3))
+    for i, row in enumerate(entries):
+        for j, outcomes in enumerate(row):
+            for m, (pr, n, r, d) in enumerate(outcomes):
+                prob[i, j, m], nxt[i, j, m], reward[i, j, m], term[i, j, m] = pr, n, r, float(d)
+    return nxt, prob, reward, term
+
+
 def has_table(env: Any) -> bool:
-    """Whether a Gymnasium environment exposes a toy-text ``P`` table over Discrete spaces."""
+    """Whether a Gymnasium environment exposes a toy-text ``P`` table over Discrete spaces that
+    describes it whole (Taxi's fickle passenger changes the destination outside ``P``)."""
     u = env.unwrapped
     return (isinstance(getattr(u, "P", None), dict) and hasattr(u.observation_space, "n")
-            and hasattr(u.action_space, "n"))
+            and hasattr(u.action_space, "n") and not getattr(u, "fickle_passenger", False))
 
 
 def from_gymnasium(env: Any) -> TabularModel:
@@ -139,7 +160,9 @@ def from_gymnasium(env: Any) -> TabularModel:
         cells[s - 1] = "G"
         labels = "".join(cells)
     moves = MOVES.get(type(u).__name__) if grid is not None else None
-    return from_arrays(p, r, getattr(u, "initial_state_distrib", None), term, grid, labels, moves)
+    model = from_arrays(p, r, getattr(u, "initial_state_distrib", None), term, grid, labels, moves)
+    outcomes = _outcome_tables([[list(u.P[i][j]) for j in range(a)] for i in range(s)])
+    return model._replace(outcomes=outcomes)
 
 
 def save(model: TabularModel, path) -> None:
@@ -151,6 +174,8 @@ def save(model: TabularModel, path) -> None:
         extra["labels"] = np.asarray(model.labels)
     if model.moves is not None:
         extra["moves"] = np.asarray(model.moves, np.int64)
+    if model.outcomes is not None:
+        extra.update(zip(OUTCOME_ARRAYS, model.outcomes, strict=True))
     np.savez(path, transitions=model.transitions, rewards=model.rewards,
              terminates=model.terminates, initial=model.initial, **extra)
 
@@ -186,9 +211,22 @@ def _model_of(arrays: dict[str, np.ndarray], path: Path) -> TabularModel:
         raise PgzooError(f"MDP file {str(path)!r} lacks the arrays {', '.join(sorted(missing))}; "
                          "it needs transitions [S, A, S] and rewards [S, A, S] or [S, A]")
     labels = arrays.get("labels")
-    return from_arrays(arrays["transitions"], arrays["rewards"], arrays.get("initial"),
-                       arrays.get("terminates"), arrays.get("grid"),
-                       None if labels is None else str(labels), arrays.get("moves"))
+    model = from_arrays(arrays["transitions"], arrays["rewards"], arrays.get("initial"),
+                        arrays.get("terminates"), arrays.get("grid"),
+                        None if labels is None else str(labels), arrays.get("moves"))
+    if all(name in arrays for name in OUTCOME_ARRAYS):
+        nxt, prob, reward, term = (arrays[name] for name in OUTCOME_ARRAYS)
+        shape = model.transitions.shape[:2]
+        if not (nxt.ndim == 3 and nxt.shape[:2] == shape and prob.shape == reward.shape
+                == term.shape == nxt.shape and nxt.dtype.kind in "iu"
+                and ((nxt >= 0) & (nxt < shape[0])).all()
+                and np.allclose(prob.sum(-1), 1.0, atol=1e-6)):
+            raise PgzooError(f"MDP file {str(path)!r}: the outcome arrays "
+                             f"{', '.join(OUTCOME_ARRAYS)} must be [S, A, K] with valid states "
+                             "and probabilities")
+        model = model._replace(outcomes=(nxt.astype(np.int32), prob.astype(np.float32),
+                                         reward.astype(np.float32), term.astype(np.float32)))
+    return model
 
 
 class TabularState(NamedTuple):
@@ -209,9 +247,14 @@ class TabularEnv(Env):
         self.max_episode_steps = max_episode_steps
         self.observation_space = spaces.Discrete(model.num_states)
         self.action_space = spaces.Discrete(model.num_actions)
-        self._log_p = jnp.log(jnp.asarray(model.transitions))
-        self._rewards = jnp.asarray(model.rewards)
-        self._terminates = jnp.asarray(model.terminates)
+        if model.outcomes is None:  # one outcome per next state, with its expected reward
+            num_states = model.num_states
+            nxt = np.broadcast_to(np.arange(num_states, dtype=np.int32), model.transitions.shape)
+            outcomes = (nxt, model.transitions, model.rewards, model.terminates)
+        else:
+            outcomes = model.outcomes
+        self._next, log_p, self._rewards, self._terminates = map(jnp.asarray, outcomes)
+        self._log_p = jnp.log(log_p)
         self._log_initial = jnp.log(jnp.asarray(model.initial))
 
     def tabular_model(self) -> TabularModel:
@@ -228,9 +271,10 @@ class TabularEnv(Env):
     def step(self, state, action, key):
         next_key, end_key, reset_key = jax.random.split(key, 3)
         s, a = state.state, action.astype(jnp.int32)
-        nxt = jax.random.categorical(next_key, self._log_p[s, a]).astype(jnp.int32)
-        reward = self._rewards[s, a, nxt]
-        terminated = jax.random.uniform(end_key, (self.num_envs,)) < self._terminates[s, a, nxt]
+        outcome = jax.random.categorical(next_key, self._log_p[s, a])  # one of P's entries
+        nxt = self._next[s, a, outcome]
+        reward = self._rewards[s, a, outcome]
+        terminated = jax.random.uniform(end_key, (self.num_envs,)) < self._terminates[s, a, outcome]
         t = state.t + 1
         truncated = jnp.zeros_like(terminated)
         if self.max_episode_steps is not None:
@@ -253,6 +297,10 @@ def toy_text(env_id: str, num_envs: int = 1, **options) -> TabularEnv:
     except TypeError as err:
         raise PgzooError(f"environment {env_id!r} does not take these options: {err}") from None
     spec = env_id + ("@" + ",".join(f"{k}={v}" for k, v in options.items()) if options else "")
+    if not has_table(env):
+        raise PgzooError(f"{spec} changes outside its transition table (Taxi's fickle "
+                         f"passenger), so it has no JAX-native version; train a model-free "
+                         f"method on gymnasium:{spec}")
     model = from_gymnasium(env)
     return TabularEnv(model, num_envs, spec, env.spec.max_episode_steps)
 

@@ -241,24 +241,25 @@ def value_map(model, q: np.ndarray, out: Path, title: str) -> Path:
 
     rows, cols = model.grid
     q = np.asarray(q, np.float64)
-    values = q.max(axis=-1).reshape(rows, cols)
     greedy = q.argmax(axis=-1)
     labels = model.labels or "." * (rows * cols)
-    # a state from which every action ends the episode at once is terminal: no arrow there
+    # cells the agent never acts in: terminal ones (holes, the goal) and the cliff; left blank
     ends = np.asarray(model.terminates) * np.asarray(model.transitions)
-    absorbing = np.isclose(ends.sum(-1), 1.0).all(-1) | np.array([c in "HG" for c in labels])
+    absorbing = np.isclose(ends.sum(-1), 1.0).all(-1) | np.array([c in "HGC" for c in labels])
+    values = np.where(absorbing, np.nan, q.max(axis=-1)).reshape(rows, cols)
     fig, ax = plt.subplots(figsize=(max(4.0, 0.62 * cols + 1.6), max(3.0, 0.62 * rows + 0.9)))
     image = ax.imshow(values, cmap="viridis")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="V(s) = max_a Q(s, a)")
-    spread = float(np.ptp(values)) or 1.0
+    low = float(np.nanmin(values)) if np.isfinite(values).any() else 0.0
+    spread = (float(np.nanmax(values)) - low if np.isfinite(values).any() else 0.0) or 1.0
     for s in range(rows * cols):
         r, c = divmod(s, cols)
-        dark = values[r, c] < values.min() + 0.5 * spread
+        dark = not absorbing[s] and values[r, c] < low + 0.5 * spread
         color = "white" if dark else "black"
         if labels[s] != ".":
             ax.text(c - 0.42, r - 0.42, labels[s], ha="left", va="top", fontsize=7, color=color,
                     fontweight="bold")
-        if model.moves is not None and not absorbing[s] and labels[s] != "C":
+        if model.moves is not None and not absorbing[s]:
             dr, dc = model.moves[greedy[s]]
             ax.arrow(c - 0.22 * dc, r - 0.22 * dr, 0.3 * dc, 0.3 * dr, head_width=0.16,
                      head_length=0.12, length_includes_head=False, color=color)

@@ -179,6 +179,8 @@ class ControlConfig:
         cfg.positive(self, "num_envs", "block_size")
         cfg.unit_interval(self, "gamma", "epsilon", "exploration_fraction")
         cfg.non_negative(self, "step_size")
+        check(self.step_size <= 1.0 and self.step_size_final <= 1.0, f"step sizes must be at "
+              f"most 1, got step_size {self.step_size}, step_size_final {self.step_size_final}")
         check(self.epsilon_final <= 1.0, f"epsilon_final must be in [0, 1] (or < 0: constant "
               f"epsilon), got {self.epsilon_final}")
 
@@ -209,10 +211,12 @@ class LearnState(NamedTuple):
 
 
 def make_learner(config, env, total_steps: int, learn: Callable,
-                 init_memory: Callable[[int, int, int], Any] = lambda s, a, n: ()) -> Agent:
+                 init_memory: Callable[[int, int, int], Any] = lambda s, a, n: (),
+                 restart_memory: Callable[[Any], Any] = lambda m: m) -> Agent:
     """A sample-based tabular Agent (see the module docstring); ``config`` has ``num_envs``,
     ``block_size``, ``epsilon``, ``epsilon_final``, ``exploration_fraction``, ``step_size``,
-    ``step_size_final`` and ``q_init``."""
+    ``step_size_final`` and ``q_init``. ``restart_memory`` forgets what belongs to episodes
+    in progress when fresh ones start (a resumed host-bridged run)."""
     num_states, num_actions = env.observation_space.n, env.action_space.n
     num_envs = config.num_envs
 
@@ -233,8 +237,11 @@ def make_learner(config, env, total_steps: int, learn: Callable,
                           action, state_key, jnp.int32(0))
 
     def with_env(state: LearnState, env_state, obs):
-        q = state.params[index(obs)]
-        return state._replace(env_state=env_state, obs=obs, action=jnp.argmax(q, -1))
+        key, act_key = jax.random.split(state.key)
+        epsilon, _ = schedules(state.env_steps)
+        action = epsilon_greedy(state.params[index(obs)], epsilon, act_key)
+        return state._replace(env_state=env_state, obs=obs, action=action, key=key,
+                              memory=restart_memory(state.memory))
 
     def env_step(state: LearnState, key):
         env_key, next_key, final_key, learn_key = jax.random.split(key, 4)
