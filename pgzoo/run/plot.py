@@ -256,7 +256,7 @@ def value_map(model, q: np.ndarray, out: Path, title: str) -> Path:
         r, c = divmod(s, cols)
         dark = not absorbing[s] and values[r, c] < low + 0.5 * spread
         color = "white" if dark else "black"
-        if labels[s] != ".":
+        if labels[s] not in ".F":  # frozen or plain cells need no letter
             ax.text(c - 0.42, r - 0.42, labels[s], ha="left", va="top", fontsize=7, color=color,
                     fontweight="bold")
         if model.moves is not None and not absorbing[s]:
@@ -265,7 +265,9 @@ def value_map(model, q: np.ndarray, out: Path, title: str) -> Path:
                      head_length=0.12, length_includes_head=False, color=color)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
+    import textwrap
+
+    ax.set_title(textwrap.fill(title, max(30, int(9 * cols))), fontsize=9)
     fig.tight_layout()
     try:
         atomic_write(Path(out), lambda f: fig.savefig(f, dpi=150, format="png"), binary=True)
