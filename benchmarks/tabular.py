@@ -20,23 +20,12 @@ from common import DOCS, OUT, machine
 
 import pgzoo
 from pgzoo import envs
+from pgzoo.algos.loops.tabular import finite_horizon_return
 from pgzoo.run.experiment import build
 from pgzoo.run.plot import value_map
 from pgzoo.run.rundir import read_metrics
 
 TASKS = ("FrozenLake-v1", "FrozenLake8x8-v1", "CliffWalking-v1", "Taxi-v4")
-
-
-def horizon_value(model, pi, horizon: int) -> float:
-    """The deterministic policy ``pi``'s exact expected undiscounted return from the start
-    distribution within ``horizon`` steps (backward induction on the model)."""
-    p, r, t, init = (np.asarray(x, np.float64) for x in model[:4])
-    s = np.arange(len(pi))
-    p, r, t = p[s, pi], r[s, pi], t[s, pi]
-    v = np.zeros(len(pi))
-    for _ in range(horizon):
-        v = np.sum(p * (r + (1.0 - t) * v[None, :]), axis=-1)
-    return float(init @ v)
 
 
 def planning() -> dict:
@@ -63,7 +52,8 @@ def planning() -> dict:
             row[f"{algo} gamma={gamma}"] = {
                 "sweeps": sweeps, "seconds": round(wall, 1),
                 "start_value": round(float(model.initial @ q.max(-1)), 5),
-                "greedy_return_within_limit": round(horizon_value(model, q.argmax(-1), limit), 5),
+                "greedy_return_within_limit": round(
+                    finite_horizon_return(model, q.argmax(-1), limit), 5),
                 "eval_1000_episodes": round(run.eval["mean_return"], 3)}
         gap = np.abs(values[("value_iteration", 0.99)] - values[("policy_iteration", 0.99)])
         row["max_abs_difference_vi_pi_gamma_0.99"] = float(gap.max())
@@ -118,7 +108,7 @@ def cliff(runs: int = 50, episodes: int = 500, steps: int = 40_000) -> dict:
         mean = curves.mean(0)
         smooth = np.convolve(mean, np.ones(10) / 10, mode="valid")
         ax.plot(np.arange(10, episodes + 1), smooth, label=label)
-        greedy = [horizon_value(model, table.argmax(-1), 100) for table in q]
+        greedy = [finite_horizon_return(model, table.argmax(-1), 100) for table in q]
         out[algo] = {"mean_return_episodes_401_500": round(float(mean[400:].mean()), 2),
                      "mean_return_episodes_1_10": round(float(mean[:10].mean()), 1),
                      "greedy_path_return_per_run": sorted(set(greedy)),
@@ -149,15 +139,17 @@ def frozenlake(seeds: int = 3) -> dict:
     shutil.rmtree(best_dir, ignore_errors=True)
     pgzoo.train("policy_iteration", "FrozenLake-v1", 1_000_000, run_dir=best_dir,
                 progress=False, eval_episodes=0, gamma=0.999, tolerance=1e-7)
-    optimal = horizon_value(model, np.asarray(pgzoo.load(best_dir).params[0]).argmax(-1), 100)
+    best = np.asarray(pgzoo.load(best_dir).params[0]).argmax(-1)
+    optimal = finite_horizon_return(model, best, 100)
     out = {"optimal_success_within_100_steps": round(optimal, 4)}
     for algo in ("monte_carlo", "sarsa", "q_learning"):
         run_dir = OUT / f"tabular-frozenlake-{algo}"
         shutil.rmtree(run_dir, ignore_errors=True)
         run = pgzoo.train(algo, "FrozenLake-v1", seeds=seeds, run_dir=run_dir, progress=False,
                           eval_episodes=1000)
-        values = [horizon_value(model, np.asarray(pgzoo.load(run_dir, k).params[0]).argmax(-1),
-                                100) for k in range(seeds)]
+        values = [finite_horizon_return(
+            model, np.asarray(pgzoo.load(run_dir, k).params[0]).argmax(-1), 100)
+            for k in range(seeds)]
         out[algo] = {"command": f"pgzoo train {algo} --env FrozenLake-v1 --seeds {seeds}",
                      "steps": run.summary["env_steps"],
                      "greedy_success_within_100_steps": [round(v, 4) for v in values],

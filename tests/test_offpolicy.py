@@ -211,8 +211,10 @@ def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
 
 
 def test_trains_on_brax(tmp_path):
-    run = pgzoo.train("dpg", "brax:inverted_pendulum", total_steps=400, seed=0, seeds=2,
+    # one seed: a Brax compilation is the slowest in the suite, and seed groups are tested
+    # on the other backends
+    run = pgzoo.train("dpg", "brax:inverted_pendulum", total_steps=400, seed=0, seeds=1,
                       run_dir=tmp_path / "r", progress=False, tensorboard=False,
                       hidden_sizes=(32, 32), num_envs=2, block_size=10, eval_episodes=1)
-    assert len(run.eval["per_seed"]) == 2
+    assert len(run.eval["per_seed"]) == 1
     assert all(s["mean_length"] >= 1 for s in run.eval["per_seed"])

@@ -3,8 +3,6 @@ against closed forms and known optima, the TD and Monte-Carlo updates against ha
 cases, learning on CliffWalking (Sutton & Barto's Example 6.6), and deep algorithms on a
 discrete-observation task."""
 import json
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +13,7 @@ import pgzoo
 from pgzoo import envs
 from pgzoo.algos import monte_carlo, q_learning, sarsa
 from pgzoo.algos.loops import tabular as tab
+from pgzoo.cli import main
 from pgzoo.envs import tabular
 from pgzoo.errors import PgzooError
 from pgzoo.run.experiment import build
@@ -44,18 +43,6 @@ def plan(algo, spec, **overrides):
     assert bool(state.converged), f"{algo} on {spec} did not converge"
     values = state.plan.v if algo == "policy_iteration" else state.plan
     return np.asarray(values, np.float64), np.asarray(state.params), int(sweeps)
-
-
-def horizon_value(m, pi, horizon):
-    """Exact expected undiscounted return of the deterministic policy ``pi`` from the start
-    distribution within ``horizon`` steps (the task's time limit), by backward induction."""
-    p, r, t, init = (np.asarray(x, np.float64) for x in m[:4])
-    s = np.arange(len(pi))
-    p, r, t = p[s, pi], r[s, pi], t[s, pi]
-    v = np.zeros(len(pi))
-    for _ in range(horizon):
-        v = np.sum(p * (r + (1.0 - t) * v[None, :]), axis=-1)
-    return float(init @ v)
 
 
 # --- the model and its environment -------------------------------------------------------------
@@ -180,15 +167,15 @@ def test_dynamic_programming_reaches_the_known_optima():
     assert abs(v[0] - 14 / 17) < 1e-4
     # its greedy policy (gamma -> 1) within the task's 100-step limit: about 0.74
     _, q, _ = plan("policy_iteration", "FrozenLake-v1", gamma=0.999, tolerance=1e-7)
-    assert abs(horizon_value(frozen, q.argmax(-1), 100) - 0.7402) < 5e-4
+    assert abs(tab.finite_horizon_return(frozen, q.argmax(-1), 100) - 0.7402) < 5e-4
     v, q, _ = plan("value_iteration", "CliffWalking-v1")
     assert v[36] == -13.0  # the optimal path along the cliff
-    assert horizon_value(model("CliffWalking-v1"), q.argmax(-1), 100) == -13.0
+    assert tab.finite_horizon_return(model("CliffWalking-v1"), q.argmax(-1), 100) == -13.0
     taxi = model("Taxi-v4")
     v, q, _ = plan("value_iteration", "Taxi-v4")
     # the mean optimal return over Taxi-v4's 300 start states, exactly
     assert abs(float(taxi.initial @ v) - 7.93) < 1e-4
-    assert abs(horizon_value(taxi, q.argmax(-1), 200) - 7.93) < 1e-4
+    assert abs(tab.finite_horizon_return(taxi, q.argmax(-1), 200) - 7.93) < 1e-4
 
 
 @pytest.mark.parametrize("spec,gamma", [("FrozenLake-v1", 0.99), ("CliffWalking-v1", 0.9)])
@@ -346,28 +333,27 @@ def test_sarsa_and_q_learning_on_the_cliff():
     assert -35 < late(sarsa_runs) < -15 and late(q_runs) < -40
     cliff = model("CliffWalking-v1")
     for table in q:
-        assert horizon_value(cliff, table.argmax(-1), 100) == -13.0
+        assert tab.finite_horizon_return(cliff, table.argmax(-1), 100) == -13.0
 
 
 def test_deep_algorithms_train_on_a_discrete_observation_task(tmp_path):
-    for algo, settings in (("ppo", {"num_envs": 2, "num_steps": 16, "num_minibatches": 2}),
-                           ("dqn", {"learning_starts": 32, "batch_size": 8, "buffer_size": 64})):
-        run = pgzoo.train(algo, "FrozenLake-v1@is_slippery=False", 512,
-                          run_dir=tmp_path / algo, progress=False, eval_episodes=2, **settings)
-        assert run.summary["env_steps"] > 0 and run.eval["episodes_per_seed"] == 2
+    # the observation arrives one-hot (PPO's path through it is the same network input)
+    run = pgzoo.train("dqn", "FrozenLake-v1@is_slippery=False", 512, run_dir=tmp_path / "dqn",
+                      progress=False, eval_episodes=2, learning_starts=32, batch_size=8,
+                      buffer_size=64)
+    assert run.summary["env_steps"] == 500 and run.eval["episodes_per_seed"] == 2  # 10 blocks
 
 
-def test_a_grid_world_run_draws_its_values_and_the_cli_plots_them(tmp_path):
+def test_a_grid_world_run_draws_its_values_and_the_cli_plots_them(tmp_path, capsys):
     run_dir = tmp_path / "vi"
-    out = subprocess.run([sys.executable, "-m", "pgzoo.cli", "train", "value_iteration", "--env",
-                          "CliffWalking-v1", "--run-dir", str(run_dir), "--no-progress"],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "converged" in out.stdout and "sweeps" in out.stdout
+    assert main(["train", "value_iteration", "--env", "CliffWalking-v1", "--run-dir",
+                 str(run_dir), "--no-progress", "--eval-episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "converged" in out and "sweeps" in out
     assert (run_dir / "values.png").stat().st_size > 10_000
     config = json.loads((run_dir / "config.json").read_text())
     assert config["stopped_early"].startswith("converged")
-    out = subprocess.run([sys.executable, "-m", "pgzoo.cli", "plot", str(run_dir), "--values",
-                          "-o", str(tmp_path / "v.png")], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
+    assert main(["plot", str(run_dir), "--values", "-o", str(tmp_path / "v.png")]) == 0
     assert (tmp_path / "v.png").stat().st_size > 10_000
+    # a run that is not a tabular one on a grid world: one line, exit 2
+    assert main(["plot", str(run_dir), str(run_dir), "--values"]) == 2

@@ -79,8 +79,8 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("q_learning", "FrozenLake-v1"): Preset(200_000, _TABULAR_FROZENLAKE, "tuned here", None),
     ("sarsa", "FrozenLake-v1"): Preset(200_000, _TABULAR_FROZENLAKE, "tuned here", None),
     ("monte_carlo", "FrozenLake-v1"): Preset(
-        500_000, {**_TABULAR_FROZENLAKE, "gamma": 0.999, "step_size": 0.01,
-                  "step_size_final": -1.0}, "tuned here", None),
+        500_000, {"gamma": 0.999, "step_size": 0.01, "epsilon": 1.0, "epsilon_final": 0.05},
+        "tuned here", None),
     ("soft_q_learning", "Pendulum-v1"): Preset(50_000, {"alpha": 0.2}, "tuned here", -300.0),
     ("soft_q_learning", "CartPole-v1"): Preset(500_000, {"alpha": 0.05}, "tuned here", 475.0),
     ("soft_q_learning", "MultiGoal-v0"): Preset(

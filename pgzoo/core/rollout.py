@@ -56,3 +56,17 @@ def episode_metrics(info: dict) -> dict[str, jax.Array]:
         EPISODE_RETURN_SUM: jnp.where(done, info["episode_return"], 0.0).sum(),
         EPISODE_LENGTH_SUM: jnp.where(done, info["episode_length"], 0).sum().astype(jnp.float32),
     }
+
+
+def block_of_steps(env_step: Callable, block_size: int) -> Callable:
+    """A State step of ``block_size`` calls of ``env_step(state, key) -> (state, metrics)``
+    (a scan; the State has a ``key`` field), whose metrics are the block's sums of the episode
+    sums and means (NaN ignored) of the rest."""
+
+    def step(state):
+        key, block_key = jax.random.split(state.key)
+        state, m = jax.lax.scan(env_step, state._replace(key=key),
+                                jax.random.split(block_key, block_size))
+        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.nanmean(v)) for k, v in m.items()}
+
+    return step

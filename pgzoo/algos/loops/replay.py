@@ -42,7 +42,7 @@ import jax.numpy as jnp
 from pgzoo.algos.base import Agent
 from pgzoo.core import replay
 from pgzoo.core.distributions import tanh_gaussian_sample
-from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
+from pgzoo.core.rollout import block_of_steps, episode_metrics
 from pgzoo.errors import check
 
 
@@ -189,10 +189,5 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
         state, stats = jax.lax.cond(can_learn, learn, wait, state, learn_key)
         return state, {**stats, **episode_metrics(ts.info)}
 
-    def step(state: State):
-        key, block_key = jax.random.split(state.key)
-        state, m = jax.lax.scan(env_step, state._replace(key=key),
-                                jax.random.split(block_key, config.block_size))
-        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.nanmean(v)) for k, v in m.items()}
-
+    step = block_of_steps(env_step, config.block_size)
     return Agent(init, step, policy, config.block_size * num_envs, with_env=with_env)

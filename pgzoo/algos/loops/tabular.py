@@ -35,7 +35,7 @@ import numpy as np
 
 from pgzoo.algos.base import CONVERGED, Agent, EnvNeeds
 from pgzoo.core import config as cfg
-from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
+from pgzoo.core.rollout import EPISODE_SUMS, block_of_steps, episode_metrics
 from pgzoo.errors import check
 
 
@@ -69,6 +69,19 @@ def solve_policy(model, pi, gamma: float) -> np.ndarray:
     r_pi = np.einsum("sa,sat,sat->s", pi, p, r)
     p_pi = np.einsum("sa,sat->st", pi, p * (1.0 - t))
     return np.linalg.solve(np.eye(len(r_pi)) - gamma * p_pi, r_pi)
+
+
+def finite_horizon_return(model, pi, horizon: int) -> float:
+    """The deterministic policy ``pi`` [S]'s exact expected undiscounted return from the start
+    distribution within ``horizon`` steps (a task's time limit), by backward induction on the
+    model in float64 (NumPy): what its episodes return on average, with no sampling."""
+    p, r, t, init = (np.asarray(x, np.float64) for x in model[:4])
+    s = np.arange(len(pi))
+    p, r, t = p[s, pi], r[s, pi], t[s, pi]
+    v = np.zeros(len(pi))
+    for _ in range(horizon):
+        v = np.sum(p * (r + (1.0 - t) * v[None, :]), axis=-1)
+    return float(init @ v)
 
 
 def greedy_actions(q: jax.Array, key: jax.Array) -> jax.Array:
@@ -258,12 +271,7 @@ def make_learner(config, env, total_steps: int, learn: Callable,
         return state, {**stats, "epsilon": epsilon, "step_size": alpha,
                        **episode_metrics(ts.info)}
 
-    def step(state: LearnState):
-        key, block_key = jax.random.split(state.key)
-        state, m = jax.lax.scan(env_step, state._replace(key=key),
-                                jax.random.split(block_key, config.block_size))
-        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.nanmean(v)) for k, v in m.items()}
-
+    step = block_of_steps(env_step, config.block_size)
     return Agent(init, step, greedy_policy, config.block_size * num_envs, with_env=with_env)
 
 
