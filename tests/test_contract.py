@@ -50,6 +50,9 @@ SMALL = {
     "monte_carlo": dict(block_size=100),  # FrozenLake's episodes end within 100 steps
     "sarsa": dict(block_size=8, num_envs=2, expected=True),
     "q_learning": dict(block_size=8, num_envs=2),
+    "cem": dict(population_size=4, hidden_sizes=(4,), elite_fraction=0.5),
+    "cma_es": dict(population_size=4, hidden_sizes=(4,)),
+    "openai_es": dict(population_size=4, hidden_sizes=(4,)),
 }
 ENVS = {"discrete": ("CartPole-v1", "gymnasium:CartPole-v1"),
         "continuous": ("Pendulum-v1", "gymnasium:Pendulum-v1")}

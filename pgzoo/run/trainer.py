@@ -135,6 +135,16 @@ def make_chunk(exp: Experiment, max_iterations: int):
     return jax.jit(chunk), sorted(jax.eval_shape(exp.step, exp.template())[1])
 
 
+def strong_types(state):
+    """The state with no weakly typed leaves. A leaf that starts weak (gymnax Pendulum's
+    ``last_u = 0.0``) and comes out of a step strong would give the second chunk another input
+    signature, and the training step would compile twice."""
+    def strong(x):
+        return jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x
+
+    return jax.tree.map(strong, state)
+
+
 def _params_finite(exp: Experiment, state) -> jax.Array:
     """Whether each member's policy parameters are finite (checked every iteration; the whole
     state, replay buffer included, is checked once per chunk)."""
@@ -198,7 +208,7 @@ class SeedGroups:
         """One chunk on every group: (new states, metrics joined along the member axis, for each
         group the finiteness of its state's floating-point leaves)."""
         def run_group(s):
-            state, out = self.chunk(s, n)
+            state, out = self.chunk(strong_types(s), n)
             return state, jax.device_get(out)  # metrics and flags only; the state stays on device
 
         if self._pool is None:

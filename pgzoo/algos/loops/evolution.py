@@ -1,0 +1,251 @@
+r"""The loop of black-box policy search (CEM, CMA-ES, OpenAI-ES): the policy's parameters
+\theta \in R^d are the search space and an episode's return is the fitness F(\theta).
+
+One State step is one generation:
+
+1. ask: the strategy samples a population \theta_1, ..., \theta_n around its mean;
+2. evaluate: every member plays ``episodes_per_member`` episodes, F_i the mean of their
+   returns. On a JAX-native environment the whole generation (every member, every episode) is
+   one vmapped rollout of the task's time limit; through the Gymnasium bridge the population
+   plays ``num_envs`` environments at a time;
+3. tell: the strategy moves its search distribution towards the fitter members.
+
+The current mean \bar\theta also plays ``episodes_per_member`` episodes each generation: its
+return is the metric ``mean_policy_return``, and \bar\theta is the policy that evaluation,
+``pgzoo.load`` and checkpoints' ``params`` give. Observations are normalised (Salimans et al.
+2017) with running statistics of every observation the population sees
+(``normalize_obs``), frozen within a generation.
+
+The budget counts environment steps: a generation takes (n + 1) x ``episodes_per_member`` x
+the time limit of them, the steps the compiled rollout simulates (a member whose episode ended
+early waits for the others); the steps inside episodes are the metric ``episode_steps``.
+Metrics per generation: best, mean and median fitness, the strategy's step size (``sigma``),
+and the mean policy's return.
+
+A strategy supplies ``init(key, mean) -> state``, ``ask(key, state) -> (population [n, d],
+state)`` (CMA-ES refreshes its eigendecomposition there),
+``tell(population, fitness, state) -> state`` (fitness to maximise; evosax minimises, so its
+wrapper negates), ``mean(state) -> [d]`` and ``sigma(state) -> scalar``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from pgzoo.algos.base import EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM, EPISODES, Agent, EnvNeeds
+from pgzoo.core import config as cfg
+from pgzoo.core.networks import ACTIVATIONS, MLP, dense
+from pgzoo.errors import PgzooError, check
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """The settings every evolution strategy here has."""
+
+    population_size: int = 64
+    episodes_per_member: int = 1  # episodes averaged into one fitness value
+    num_envs: int = 0  # environments at a time; 0: all (n + 1) x episodes at once (JAX-native)
+    hidden_sizes: tuple[int, ...] = (32, 32)
+    activation: str = "tanh"  # Salimans et al. 2017
+    normalize_obs: bool = True  # Salimans et al. 2017: statistics of the population's rollouts
+
+    def __post_init__(self):
+        cfg.positive(self, "population_size", "episodes_per_member")
+        cfg.non_negative(self, "num_envs")
+        check(self.population_size >= 2, "population_size must be at least 2")
+        cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+
+
+def evolution_needs(config) -> EnvNeeds:
+    members = (config.population_size + 1) * config.episodes_per_member
+    return EnvNeeds(num_envs=config.num_envs or members, normalize_obs=False)
+
+
+class Policy(nn.Module):
+    """A deterministic policy network: argmax of the logits (discrete) or tanh of the output
+    (continuous, in [-1, 1]^d)."""
+
+    action_dim: int
+    discrete: bool
+    hidden_sizes: Sequence[int] = (32, 32)
+    activation: str = "tanh"
+    obs_ndim: int = 1
+
+    @nn.compact
+    def __call__(self, obs):
+        out = dense(self.action_dim, 0.01)(MLP(self.hidden_sizes, self.activation,
+                                               self.obs_ndim)(obs))
+        return jnp.argmax(out, axis=-1).astype(jnp.int32) if self.discrete else jnp.tanh(out)
+
+
+class Strategy(NamedTuple):
+    init: Callable[[jax.Array, jax.Array], Any]
+    ask: Callable[[jax.Array, Any], tuple[jax.Array, Any]]
+    tell: Callable[[jax.Array, jax.Array, Any], Any]
+    mean: Callable[[Any], jax.Array]
+    sigma: Callable[[Any], jax.Array]
+
+
+class ObsStats(NamedTuple):
+    """Running mean and variance of observations (Chan et al.'s parallel update)."""
+
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    def normalize(self, obs):
+        return jnp.clip((obs - self.mean) / jnp.sqrt(self.var + 1e-8), -5.0, 5.0)
+
+    def update(self, obs, weight):
+        """Fold in observations ``obs`` [..., D] counted with ``weight`` [...] (0 or 1)."""
+        w = weight.reshape(-1)
+        x = obs.reshape(w.shape[0], -1)
+        n = jnp.sum(w)
+        batch_mean = jnp.sum(w[:, None] * x, 0) / jnp.maximum(n, 1.0)
+        batch_var = jnp.sum(w[:, None] * (x - batch_mean) ** 2, 0) / jnp.maximum(n, 1.0)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * n / jnp.maximum(total, 1.0)
+        m2 = self.var * self.count + batch_var * n + delta ** 2 * self.count * n / jnp.maximum(
+            total, 1.0)
+        return ObsStats(mean, m2 / jnp.maximum(total, 1.0), total)
+
+
+class Params(NamedTuple):
+    """What the policy takes: the mean network's parameters and the observation statistics."""
+
+    network: Any
+    obs_stats: ObsStats
+
+
+class State(NamedTuple):
+    params: Params  # the mean policy (evaluation, export)
+    strategy: Any  # the whole search distribution (evosax state or CEM's)
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    generation: jax.Array
+
+
+def make_evolution(config, env, total_steps: int,
+                   make_strategy: Callable[[int], Strategy]) -> Agent:
+    """The Agent of an evolution strategy; ``make_strategy(num_dims)`` builds it."""
+    if env.max_episode_steps is None:
+        raise PgzooError(f"evolution strategies play whole episodes and need a task with a time "
+                         f"limit; {env.spec} has none")
+    horizon = env.max_episode_steps
+    discrete = env.action_space.kind == "discrete"
+    action_dim = env.action_space.n if discrete else env.action_space.shape[0]
+    obs_shape = tuple(env.observation_space.shape)
+    net = Policy(action_dim, discrete, config.hidden_sizes, config.activation, len(obs_shape))
+    template = net.init(jax.random.PRNGKey(0), jnp.zeros(obs_shape))
+    flat, unravel = ravel_pytree(template)
+    strategy = make_strategy(flat.shape[0])
+    n, k = config.population_size, config.episodes_per_member
+    slots = (n + 1) * k  # every member's episodes and the mean's
+    batch = env.num_envs
+    check(slots % batch == 0, f"num_envs ({batch}) must divide (population_size + 1) x "
+          f"episodes_per_member = {slots}, the episodes of a generation")
+
+    def act(flat_params, stats, obs):
+        obs = stats.normalize(obs) if config.normalize_obs else obs
+        return net.apply(unravel(flat_params), obs)
+
+    def play(flat_members, stats, key):
+        """Each of ``batch`` environments plays one fresh episode with its own parameters (rows
+        of ``flat_members`` [batch, d]); returns (returns [batch], lengths [batch], statistics of
+        the observations inside the episodes, the environment state)."""
+
+        def step(carry, step_key):
+            env_state, obs, done, ret, length, stats_acc = carry
+            action = jax.vmap(act, in_axes=(0, None, 0))(flat_members, stats, obs)
+            env_state, ts = env.step(env_state, action, step_key)
+            alive = ~done
+            stats_acc = stats_acc.update(obs, alive.astype(jnp.float32))
+            ret = ret + jnp.where(alive, ts.reward, 0.0)
+            length = length + alive.astype(jnp.int32)
+            return (env_state, ts.obs, done | ts.done, ret, length, stats_acc), None
+
+        zeros = jnp.zeros(batch)
+        reset_key, run_key = jax.random.split(key)
+        env_state, ts = env.reset(reset_key)
+        start = (env_state, ts.obs, jnp.zeros(batch, bool), zeros, jnp.zeros(batch, jnp.int32),
+                 ObsStats(jnp.zeros(stats.mean.shape), jnp.zeros(stats.var.shape),
+                          jnp.float32(0.0)))
+        (env_state, _, _, ret, length, seen), _ = jax.lax.scan(
+            step, start, jax.random.split(run_key, horizon))
+        return ret, length, seen, env_state
+
+    def merge(a: ObsStats, b: ObsStats) -> ObsStats:
+        total = a.count + b.count
+        delta = b.mean - a.mean
+        mean = a.mean + delta * b.count / jnp.maximum(total, 1.0)
+        m2 = a.var * a.count + b.var * b.count + delta ** 2 * a.count * b.count / jnp.maximum(
+            total, 1.0)
+        return ObsStats(mean, m2 / jnp.maximum(total, 1.0), total)
+
+    def evaluate(flat_all, stats, env_state, key):
+        """Returns and lengths of every slot, ``batch`` environments at a time."""
+        chunks = flat_all.reshape(slots // batch, batch, -1)
+
+        def one(carry, xs):
+            env_state, seen = carry
+            members, chunk_key = xs
+            ret, length, chunk_seen, env_state = play(members, stats, chunk_key)
+            return (env_state, merge(seen, chunk_seen)), (ret, length)
+
+        empty = ObsStats(jnp.zeros(stats.mean.shape), jnp.zeros(stats.var.shape), jnp.float32(0))
+        (env_state, seen), (ret, length) = jax.lax.scan(
+            one, (env_state, empty), (chunks, jax.random.split(key, slots // batch)))
+        return ret.reshape(-1), length.reshape(-1), seen, env_state
+
+    def init(key):
+        env_key, strategy_key, state_key = jax.random.split(key, 3)
+        env_state, ts = env.reset(env_key)
+        net_params = net.init(strategy_key, jnp.zeros(obs_shape))
+        strategy_state = strategy.init(strategy_key, ravel_pytree(net_params)[0])
+        stats = ObsStats(jnp.zeros(obs_shape), jnp.ones(obs_shape), jnp.float32(0.0))
+        params = Params(unravel(strategy.mean(strategy_state)), stats)
+        return State(params, strategy_state, env_state, ts.obs, state_key, jnp.int32(0))
+
+    def step(state: State):
+        key, ask_key, play_key = jax.random.split(state.key, 3)
+        population, asked = strategy.ask(ask_key, state.strategy)  # [n, d]
+        mean = strategy.mean(asked)
+        # each member k times, then the mean k times
+        flat_all = jnp.concatenate([jnp.repeat(population, k, axis=0),
+                                    jnp.repeat(mean[None], k, axis=0)])
+        stats = state.params.obs_stats
+        returns, lengths, seen, env_state = evaluate(flat_all, stats, state.env_state, play_key)
+        fitness = returns[: n * k].reshape(n, k).mean(axis=1)
+        new_strategy = strategy.tell(population, fitness, asked)
+        new_stats = merge(stats, seen) if config.normalize_obs else stats
+        params = Params(unravel(strategy.mean(new_strategy)), new_stats)
+        mean_returns = returns[n * k:]
+        metrics = {
+            EPISODES: jnp.float32(k), EPISODE_RETURN_SUM: jnp.sum(mean_returns),
+            EPISODE_LENGTH_SUM: jnp.sum(lengths[n * k:]).astype(jnp.float32),
+            "best_fitness": jnp.max(fitness), "mean_fitness": jnp.mean(fitness),
+            "median_fitness": jnp.median(fitness), "sigma": strategy.sigma(new_strategy),
+            "mean_policy_return": jnp.mean(mean_returns),
+            "episode_steps": jnp.sum(lengths).astype(jnp.float32),
+            "search_loss": -jnp.mean(fitness)}
+        return State(params, new_strategy, env_state, state.obs, key,
+                     state.generation + 1), metrics
+
+    def policy(params: Params, obs, key, deterministic=True):
+        obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
+        return net.apply(params.network, obs)
+
+    def with_params(state: State, params: Params):
+        raise PgzooError("fine-tuning (--init-from) is not available for evolution strategies: "
+                         "their state is a search distribution, not one policy")
+
+    return Agent(init, step, policy, slots * horizon, with_params=with_params)
+

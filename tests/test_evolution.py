@@ -1,0 +1,135 @@
+"""Evolution strategies: our use of evosax (centred ranks of the negated fitness, antithetic
+pairs, the OpenAI-ES search gradient on a quadratic against its closed form, CMA-ES on a 10-d
+sphere), CEM's refit against its closed form, observation statistics, learning CartPole, and a
+resumed run equal to an uninterrupted one."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import pgzoo
+from pgzoo.algos import cem, cma_es, openai_es
+from pgzoo.algos.loops.evolution import ObsStats
+from pgzoo.errors import PgzooError
+from pgzoo.run.experiment import build
+
+
+def test_centred_ranks_of_the_negated_fitness():
+    from evosax.core.fitness_shaping import centered_rank_fitness_shaping_fn
+
+    fitness = jnp.asarray([3.0, 1.0, 2.0, 0.0])  # returns: higher is better
+    # evosax minimises, so the strategy is told -F: the best return gets the lowest rank
+    ranks = centered_rank_fitness_shaping_fn(None, -fitness, None, None)
+    np.testing.assert_allclose(ranks, [-0.5, 1 / 6, -1 / 6, 0.5], atol=1e-6)
+
+
+def test_antithetic_pairs_mirror_each_other():
+    config = openai_es.Config(population_size=8, sigma=0.3)
+    s = openai_es.strategy(config, 5)
+    state = s.init(jax.random.PRNGKey(0), jnp.arange(5.0))
+    population, state = s.ask(jax.random.PRNGKey(1), state)
+    np.testing.assert_allclose(population[:4] + population[4:], 2 * jnp.arange(5.0)[None] *
+                               jnp.ones((4, 1)), atol=1e-5)
+    assert float(s.sigma(state)) == pytest.approx(0.3)
+
+
+def test_openai_es_search_gradient_on_a_quadratic_is_the_closed_form():
+    # F(theta) = -||theta - c||^2: E[F(theta + sigma eps) eps] / sigma = grad F = -2 (theta - c)
+    # exactly. The strategy's estimate (1 / (n sigma)) sum F_i eps_i, read off one plain SGD
+    # step (learning rate 1, raw fitness), approaches it with n = 200,000 antithetic samples.
+    from evosax.algorithms import Open_ES
+    from evosax.core.fitness_shaping import identity_fitness_shaping_fn
+
+    c, theta, sigma, n = jnp.asarray([1.0, -2.0, 0.5]), jnp.zeros(3), 0.1, 200_000
+    es = Open_ES(n, theta, optimizer=optax.sgd(1.0),
+                 std_schedule=optax.constant_schedule(sigma),
+                 fitness_shaping_fn=identity_fitness_shaping_fn)
+    params = es.default_params
+    state = es.init(jax.random.PRNGKey(0), theta, params)
+    population, state = es.ask(jax.random.PRNGKey(1), state, params)
+    fitness = -jnp.sum((population - c) ** 2, axis=1)
+    new_state, _ = es.tell(None, population, -fitness, state, params)  # evosax minimises
+    estimate = new_state.mean - theta  # one SGD step down the gradient of -F
+    eps = (population - theta) / sigma
+    by_hand = jnp.sum(fitness[:, None] * eps, axis=0) / (n * sigma)
+    np.testing.assert_allclose(estimate, by_hand, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(estimate, -2 * (theta - c), atol=0.05)
+
+
+def test_cma_es_solves_a_10d_sphere():
+    config = cma_es.Config(population_size=16, sigma=0.5)
+    s = cma_es.strategy(config, 10)
+
+    def generation(state, key):
+        population, state = s.ask(key, state)
+        return s.tell(population, -jnp.sum(population ** 2, axis=1), state), None
+
+    state = s.init(jax.random.PRNGKey(0), jnp.ones(10))
+    state, _ = jax.jit(lambda st: jax.lax.scan(generation, st, jax.random.split(
+        jax.random.PRNGKey(1), 400)))(state)
+    assert float(jnp.sum(s.mean(state) ** 2)) < 1e-6
+
+
+def test_cem_refit_is_the_elite_mean_and_variance_plus_noise():
+    population = jnp.asarray([[0.0, 1.0], [2.0, 3.0], [4.0, -1.0], [10.0, 10.0]])
+    fitness = jnp.asarray([1.0, 3.0, 2.0, -5.0])
+    mean, var = cem.refit(population, fitness, 2, 0.25)  # the elite: members 1 and 2
+    np.testing.assert_allclose(mean, [3.0, 1.0])
+    np.testing.assert_allclose(var, [1.0 + 0.25, 4.0 + 0.25])
+    config = cem.Config(population_size=4, elite_fraction=0.5, sigma=1.0, extra_noise=0.5,
+                        noise_decay_generations=2)
+    s = cem.strategy(config, 2)
+    state = s.init(None, jnp.zeros(2))
+    state = s.tell(population, fitness, state)  # Z_0 = 0.5
+    np.testing.assert_allclose(state.var, [1.5, 4.5])
+    state = s.tell(population, fitness, state)  # Z_1 = 0.25
+    state = s.tell(population, fitness, state)  # Z_2 = 0
+    np.testing.assert_allclose(state.var, [1.0, 4.0])
+
+
+def test_observation_statistics_fold_in_only_the_weighted_observations():
+    obs = jnp.asarray([[1.0], [3.0], [100.0], [5.0]])
+    stats = ObsStats(jnp.zeros(1), jnp.ones(1), jnp.float32(0)).update(
+        obs, jnp.asarray([1.0, 1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(stats.mean, [3.0])
+    np.testing.assert_allclose(stats.var, [8 / 3], rtol=1e-6)
+    assert float(stats.count) == 3.0
+    more = stats.update(jnp.asarray([[7.0]]), jnp.ones(1))
+    np.testing.assert_allclose(more.mean, [4.0])
+    np.testing.assert_allclose(more.var, [5.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("algo,settings", [
+    ("cem", {}),
+    ("openai_es", {"learning_rate": 0.05, "sigma": 0.1}),
+    ("cma_es", {}),
+])
+def test_learns_cartpole(algo, settings, tmp_path):
+    run = pgzoo.train(algo, "CartPole-v1", 40 * 33 * 500, seed=0, run_dir=tmp_path / "r",
+                      progress=False, tensorboard=False, eval_episodes=5, population_size=32,
+                      **settings)
+    assert run.eval["mean_return"] >= 475, run.eval
+
+
+def test_a_resumed_run_continues_bit_for_bit(tmp_path):
+    settings = dict(population_size=8, hidden_sizes=(8,))
+    steps = 9 * 500  # a generation: (8 + 1) episodes of CartPole's 500 steps
+    whole = pgzoo.train("openai_es", "CartPole-v1", 4 * steps, run_dir=tmp_path / "whole",
+                        progress=False, tensorboard=False, eval_episodes=0, **settings)
+    part = pgzoo.train("openai_es", "CartPole-v1", 2 * steps, run_dir=tmp_path / "part",
+                       progress=False, tensorboard=False, eval_episodes=0, **settings)
+    resumed = pgzoo.resume(part.run_dir, total_steps=4 * steps, progress=False)
+    a = pgzoo.load(whole.run_dir).params
+    b = pgzoo.load(resumed.run_dir).params
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_settings_are_checked():
+    with pytest.raises(PgzooError, match="even population_size"):
+        build("openai_es", "CartPole-v1", overrides={"population_size": 7})
+    with pytest.raises(PgzooError, match="smaller one"):
+        build("cma_es", "CartPole-v1", overrides={"hidden_sizes": (128, 128)})
+    with pytest.raises(PgzooError, match="time limit"):
+        build("cem", "CliffWalking-v1")
