@@ -88,16 +88,16 @@ def test_cem_refit_is_the_elite_mean_and_variance_plus_noise():
     np.testing.assert_allclose(state.var, [1.0, 4.0])
 
 
-def test_observation_statistics_fold_in_only_the_weighted_observations():
-    obs = jnp.asarray([[1.0], [3.0], [100.0], [5.0]])
-    stats = ObsStats(jnp.zeros(1), jnp.ones(1), jnp.float32(0)).update(
-        obs, jnp.asarray([1.0, 1.0, 0.0, 1.0]))
-    np.testing.assert_allclose(stats.mean, [3.0])
-    np.testing.assert_allclose(stats.var, [8 / 3], rtol=1e-6)
-    assert float(stats.count) == 3.0
-    more = stats.update(jnp.asarray([[7.0]]), jnp.ones(1))
-    np.testing.assert_allclose(more.mean, [4.0])
-    np.testing.assert_allclose(more.var, [5.0], rtol=1e-6)
+def test_observation_statistics_merge_as_one_set():
+    a, b = np.asarray([1.0, 3.0, 5.0]), np.asarray([7.0, -2.0])
+    stats = ObsStats(jnp.zeros(1), jnp.ones(1), jnp.float32(0))
+    for part in (a, b):
+        stats = stats.merge(ObsStats(jnp.asarray([part.mean()]), jnp.asarray([part.var()]),
+                                     jnp.float32(len(part))))
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(stats.mean, [both.mean()], rtol=1e-6)
+    np.testing.assert_allclose(stats.var, [both.var()], rtol=1e-6)
+    assert float(stats.count) == 5.0
 
 
 @pytest.mark.parametrize("algo,settings", [

@@ -102,18 +102,13 @@ class ObsStats(NamedTuple):
     def normalize(self, obs):
         return jnp.clip((obs - self.mean) / jnp.sqrt(self.var + 1e-8), -5.0, 5.0)
 
-    def update(self, obs, weight):
-        """Fold in observations ``obs`` [..., D] counted with ``weight`` [...] (0 or 1)."""
-        w = weight.reshape(-1)
-        x = obs.reshape(w.shape[0], -1)
-        n = jnp.sum(w)
-        batch_mean = jnp.sum(w[:, None] * x, 0) / jnp.maximum(n, 1.0)
-        batch_var = jnp.sum(w[:, None] * (x - batch_mean) ** 2, 0) / jnp.maximum(n, 1.0)
-        total = self.count + n
-        delta = batch_mean - self.mean
-        mean = self.mean + delta * n / jnp.maximum(total, 1.0)
-        m2 = self.var * self.count + batch_var * n + delta ** 2 * self.count * n / jnp.maximum(
-            total, 1.0)
+    def merge(self, other: ObsStats) -> ObsStats:
+        """The statistics of both sets of observations (Chan et al.)."""
+        total = self.count + other.count
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / jnp.maximum(total, 1.0)
+        m2 = (self.var * self.count + other.var * other.count
+              + delta ** 2 * self.count * other.count / jnp.maximum(total, 1.0))
         return ObsStats(mean, m2 / jnp.maximum(total, 1.0), total)
 
 
@@ -163,32 +158,30 @@ def make_evolution(config, env, total_steps: int,
         the observations inside the episodes, the environment state)."""
 
         def step(carry, step_key):
-            env_state, obs, done, ret, length, stats_acc = carry
+            env_state, obs, done, ret, length, sums = carry
             action = jax.vmap(act, in_axes=(0, None, 0))(flat_members, stats, obs)
             env_state, ts = env.step(env_state, action, step_key)
-            alive = ~done
-            stats_acc = stats_acc.update(obs, alive.astype(jnp.float32))
-            ret = ret + jnp.where(alive, ts.reward, 0.0)
+            alive = (~done).astype(jnp.float32)
+            flat_obs = obs.reshape(batch, -1)
+            # sums of the observations inside episodes: count, sum, sum of squares
+            sums = (sums[0] + jnp.sum(alive), sums[1] + alive @ flat_obs,
+                    sums[2] + alive @ flat_obs ** 2)
+            ret = ret + alive * ts.reward
             length = length + alive.astype(jnp.int32)
-            return (env_state, ts.obs, done | ts.done, ret, length, stats_acc), None
+            return (env_state, ts.obs, done | ts.done, ret, length, sums), None
 
-        zeros = jnp.zeros(batch)
         reset_key, run_key = jax.random.split(key)
         env_state, ts = env.reset(reset_key)
-        start = (env_state, ts.obs, jnp.zeros(batch, bool), zeros, jnp.zeros(batch, jnp.int32),
-                 ObsStats(jnp.zeros(stats.mean.shape), jnp.zeros(stats.var.shape),
-                          jnp.float32(0.0)))
-        (env_state, _, _, ret, length, seen), _ = jax.lax.scan(
+        dim = stats.mean.size
+        start = (env_state, ts.obs, jnp.zeros(batch, bool), jnp.zeros(batch),
+                 jnp.zeros(batch, jnp.int32),
+                 (jnp.float32(0.0), jnp.zeros(dim), jnp.zeros(dim)))
+        (env_state, _, _, ret, length, (count, total, squares)), _ = jax.lax.scan(
             step, start, jax.random.split(run_key, horizon))
+        mean = total / jnp.maximum(count, 1.0)
+        var = jnp.maximum(squares / jnp.maximum(count, 1.0) - mean ** 2, 0.0)
+        seen = ObsStats(mean.reshape(stats.mean.shape), var.reshape(stats.var.shape), count)
         return ret, length, seen, env_state
-
-    def merge(a: ObsStats, b: ObsStats) -> ObsStats:
-        total = a.count + b.count
-        delta = b.mean - a.mean
-        mean = a.mean + delta * b.count / jnp.maximum(total, 1.0)
-        m2 = a.var * a.count + b.var * b.count + delta ** 2 * a.count * b.count / jnp.maximum(
-            total, 1.0)
-        return ObsStats(mean, m2 / jnp.maximum(total, 1.0), total)
 
     def evaluate(flat_all, stats, env_state, key):
         """Returns and lengths of every slot, ``batch`` environments at a time."""
@@ -198,7 +191,7 @@ def make_evolution(config, env, total_steps: int,
             env_state, seen = carry
             members, chunk_key = xs
             ret, length, chunk_seen, env_state = play(members, stats, chunk_key)
-            return (env_state, merge(seen, chunk_seen)), (ret, length)
+            return (env_state, seen.merge(chunk_seen)), (ret, length)
 
         empty = ObsStats(jnp.zeros(stats.mean.shape), jnp.zeros(stats.var.shape), jnp.float32(0))
         (env_state, seen), (ret, length) = jax.lax.scan(
@@ -225,7 +218,7 @@ def make_evolution(config, env, total_steps: int,
         returns, lengths, seen, env_state = evaluate(flat_all, stats, state.env_state, play_key)
         fitness = returns[: n * k].reshape(n, k).mean(axis=1)
         new_strategy = strategy.tell(population, fitness, asked)
-        new_stats = merge(stats, seen) if config.normalize_obs else stats
+        new_stats = stats.merge(seen) if config.normalize_obs else stats
         params = Params(unravel(strategy.mean(new_strategy)), new_stats)
         mean_returns = returns[n * k:]
         metrics = {
