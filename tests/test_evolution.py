@@ -12,6 +12,7 @@ import pgzoo
 from pgzoo.algos import cem, cma_es, openai_es
 from pgzoo.algos.loops.evolution import ObsStats
 from pgzoo.errors import PgzooError
+from pgzoo.run import rundir
 from pgzoo.run.experiment import build
 
 
@@ -106,10 +107,12 @@ def test_observation_statistics_merge_as_one_set():
     ("cma_es", {}),
 ])
 def test_learns_cartpole(algo, settings, tmp_path):
+    # the curve is the mean policy's deterministic episode each generation: its last value
     run = pgzoo.train(algo, "CartPole-v1", 40 * 33 * 500, seed=0, run_dir=tmp_path / "r",
-                      progress=False, tensorboard=False, eval_episodes=5, population_size=32,
+                      progress=False, tensorboard=False, eval_episodes=0, population_size=32,
                       **settings)
-    assert run.eval["mean_return"] >= 475, run.eval
+    last = rundir.read_metrics(run.run_dir)[-1]
+    assert last["episode_return"] >= 475, last
 
 
 def test_a_resumed_run_continues_bit_for_bit(tmp_path):

@@ -140,7 +140,7 @@ def strong_types(state):
     ``last_u = 0.0``) and comes out of a step strong would give the second chunk another input
     signature, and the training step would compile twice."""
     def strong(x):
-        return jnp.asarray(x, x.dtype) if getattr(x, "weak_type", False) else x
+        return jnp.asarray(x, x.dtype) if isinstance(x, jax.Array) and x.weak_type else x
 
     return jax.tree.map(strong, state)
 
