@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import jax.numpy as jnp
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.loops.evolution import EvolutionConfig, Strategy, evolution_needs, make_evolution
+from pgzoo.algos.loops.evolution import (
+    EvolutionConfig,
+    Strategy,
+    evolution_needs,
+    evosax_strategy,
+    make_evolution,
+)
 from pgzoo.core import config as cfg
 from pgzoo.errors import PgzooError
 
@@ -54,13 +60,7 @@ def strategy(config: Config, num_dims: int) -> Strategy:
                          f"{MAX_DIMS} parameters, or use openai_es")
     es = CMA_ES(config.population_size, jnp.zeros(num_dims))
     params = es.default_params.replace(std_init=jnp.asarray(config.sigma, jnp.float32))
-    return Strategy(
-        init=lambda key, mean: es.init(key, mean, params),
-        ask=lambda key, state: es.ask(key, state, params),
-        tell=lambda population, fitness, state: es.tell(
-            None, population, -fitness, state, params)[0],  # evosax minimises
-        mean=lambda state: state.mean,
-        sigma=lambda state: jnp.asarray(state.std, jnp.float32))
+    return evosax_strategy(es, params)
 
 
 def make(config: Config, env, total_steps: int) -> Agent:

@@ -24,7 +24,13 @@ import jax.numpy as jnp
 import optax
 
 from pgzoo.algos.base import Agent, Algorithm
-from pgzoo.algos.loops.evolution import EvolutionConfig, Strategy, evolution_needs, make_evolution
+from pgzoo.algos.loops.evolution import (
+    EvolutionConfig,
+    Strategy,
+    evolution_needs,
+    evosax_strategy,
+    make_evolution,
+)
 from pgzoo.core import config as cfg
 from pgzoo.errors import check
 
@@ -56,14 +62,7 @@ def strategy(config: Config, num_dims: int) -> Strategy:
                  std_schedule=optax.constant_schedule(config.sigma),
                  fitness_shaping_fn=centered_rank_fitness_shaping_fn)
     params = es.default_params
-    return Strategy(
-        init=lambda key, mean: es.init(key, mean, params),
-        ask=lambda key, state: es.ask(key, state, params),
-        # evosax minimises: the fitness it is told is -F
-        tell=lambda population, fitness, state: es.tell(
-            None, population, -fitness, state, params)[0],
-        mean=lambda state: state.mean,
-        sigma=lambda state: jnp.asarray(state.std, jnp.float32))
+    return evosax_strategy(es, params)
 
 
 def make(config: Config, env, total_steps: int) -> Agent:

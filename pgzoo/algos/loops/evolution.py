@@ -92,6 +92,18 @@ class Strategy(NamedTuple):
     sigma: Callable[[Any], jax.Array]
 
 
+def evosax_strategy(es, params) -> Strategy:
+    """A Strategy of an evosax distribution-based algorithm ``es`` with its ``params``
+    (evosax minimises: it is told -F)."""
+    return Strategy(
+        init=lambda key, mean: es.init(key, mean, params),
+        ask=lambda key, state: es.ask(key, state, params),
+        tell=lambda population, fitness, state: es.tell(
+            None, population, -fitness, state, params)[0],
+        mean=lambda state: state.mean,
+        sigma=lambda state: jnp.asarray(state.std, jnp.float32))
+
+
 class ObsStats(NamedTuple):
     """Running mean and variance of observations (Chan et al.'s parallel update)."""
 
