@@ -337,11 +337,15 @@ def test_sarsa_and_q_learning_on_the_cliff():
 
 
 def test_deep_algorithms_train_on_a_discrete_observation_task(tmp_path):
-    # the observation arrives one-hot (PPO's path through it is the same network input)
+    # the observation arrives one-hot, on the replay path (DQN) and the on-policy one (PPO)
     run = pgzoo.train("dqn", "FrozenLake-v1@is_slippery=False", 512, run_dir=tmp_path / "dqn",
                       progress=False, eval_episodes=2, learning_starts=32, batch_size=8,
                       buffer_size=64)
     assert run.summary["env_steps"] == 500 and run.eval["episodes_per_seed"] == 2  # 10 blocks
+    run = pgzoo.train("ppo", "FrozenLake-v1@is_slippery=False", 64, run_dir=tmp_path / "ppo",
+                      progress=False, eval_episodes=0, num_envs=2, num_steps=16,
+                      num_minibatches=2)
+    assert run.summary["env_steps"] == 64
 
 
 def test_a_grid_world_run_draws_its_values_and_the_cli_plots_them(tmp_path, capsys):

@@ -38,6 +38,7 @@ from pgzoo.run.experiment import Experiment
 from pgzoo.run.progress import Progress
 
 MAX_CHUNK_STEPS = 250_000
+PLANNING_CHUNK = 50  # sweeps per chunk at most: a converged plan stops within this many
 EVAL_COLUMNS = ["eval_return", "eval_return_std", "eval_length", "eval_episodes", "wall_time"]
 
 
@@ -352,6 +353,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
         spi = exp.agent.units_per_iteration
         unit = exp.algorithm.budget_unit
         max_chunk = max(1, min(exp.num_iterations, math.ceil(MAX_CHUNK_STEPS / spi)))
+        if exp.algorithm.budget_unit == "sweeps":  # planning: see convergence soon after it
+            max_chunk = min(max_chunk, PLANNING_CHUNK)
         chunk, metric_names = make_chunk(exp, max_chunk)
         paths = float_leaf_paths(exp.template())
         groups = SeedGroups(exp, chunk)
@@ -441,8 +444,13 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
                     if evals.reached(evaluated):
                         stopped = (f"the evaluation return {evaluated['mean_return']:.1f} reached "
                                    f"{evals.schedule.stop_at:g} at iteration {iteration}")
-                if rows and all(r.get(CONVERGED) == 1.0 for r in rows[-exp.members:]):
-                    stopped = f"converged at iteration {iteration} (every seed)"
+                if (rows and iteration < exp.num_iterations
+                        and all(r.get(CONVERGED) == 1.0 for r in rows[-exp.members:])):
+                    at = max(min(r["iteration"] for r in rows
+                                 if r["seed"] == m and r[CONVERGED] == 1.0)
+                             for m in range(exp.members))
+                    one = {"sweeps": "sweep", "generations": "generation"}.get(unit, "step")
+                    stopped = f"converged by {one} {at * spi} (every seed)"
                 if callback is not None and callback(
                         {"iteration": iteration, unit: iteration * spi, "rows": rows,
                          "evaluation": evaluated, "run_dir": run_dir}) is False:
