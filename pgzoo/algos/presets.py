@@ -81,6 +81,11 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("monte_carlo", "FrozenLake-v1"): Preset(
         500_000, {"gamma": 0.999, "step_size": 0.01, "epsilon": 1.0, "epsilon_final": 0.05},
         "tuned here", None),
+    # CEM on Pendulum: 4 episodes per member (one is too noisy a fitness for the elite),
+    # more extra noise for longer; chosen here among 3 candidates, 3 seeds
+    ("cem", "Pendulum-v1"): Preset(
+        50_000_000, {"episodes_per_member": 4, "extra_noise": 0.03,
+                     "noise_decay_generations": 1000}, "tuned here", -300.0),
     ("soft_q_learning", "Pendulum-v1"): Preset(50_000, {"alpha": 0.2}, "tuned here", -300.0),
     ("soft_q_learning", "CartPole-v1"): Preset(500_000, {"alpha": 0.05}, "tuned here", 475.0),
     ("soft_q_learning", "MultiGoal-v0"): Preset(
