@@ -160,9 +160,12 @@ def make_evolution(config, env, total_steps: int,
     check(slots % batch == 0, f"num_envs ({batch}) must divide (population_size + 1) x "
           f"episodes_per_member = {slots}, the episodes of a generation")
 
-    def act(flat_params, stats, obs):
-        obs = stats.normalize(obs) if config.normalize_obs else obs
-        return net.apply(unravel(flat_params), obs)
+    def policy(params: Params, obs, key=None, deterministic=True):
+        obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
+        return net.apply(params.network, obs)
+
+    def act(flat_params, stats, obs):  # a member's flat parameters: the same policy
+        return policy(Params(unravel(flat_params), stats), obs)
 
     def play(flat_members, stats, key):
         """Each of ``batch`` environments plays one fresh episode with its own parameters (rows
@@ -243,10 +246,6 @@ def make_evolution(config, env, total_steps: int,
             "search_loss": -jnp.mean(fitness)}
         return State(params, new_strategy, env_state, state.obs, key,
                      state.generation + 1), metrics
-
-    def policy(params: Params, obs, key, deterministic=True):
-        obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
-        return net.apply(params.network, obs)
 
     def with_params(state: State, params: Params):
         raise PgzooError("fine-tuning (--init-from) is not available for evolution strategies: "
