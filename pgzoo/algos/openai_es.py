@@ -40,7 +40,9 @@ class Config(EvolutionConfig):
     population_size: int = 64
     sigma: float = 0.05  # noise standard deviation (Salimans et al. 0.02 for MuJoCo)
     learning_rate: float = 0.03  # Adam (Salimans et al. 0.01)
-    weight_decay: float = 0.005  # Salimans et al.'s l2coeff
+    # Salimans et al.'s l2coeff; their gradient estimate divides by n only, evosax's by
+    # n sigma, so the same coefficient weighs 1/sigma times less against it here
+    weight_decay: float = 0.005
     antithetic: bool = True  # mirrored sampling (Salimans et al.)
 
     def __post_init__(self):

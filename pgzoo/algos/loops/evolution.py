@@ -11,8 +11,10 @@ One State step is one generation:
 3. tell: the strategy moves its search distribution towards the fitter members.
 
 The current mean \bar\theta also plays ``episodes_per_member`` episodes each generation: its
-return is the metric ``mean_policy_return``, and \bar\theta is the policy that evaluation,
-``pgzoo.load`` and checkpoints' ``params`` give. Observations are normalised (Salimans et al.
+return is the metric ``mean_policy_return`` (and the curve). That is the mean before this
+generation's update, under the observation statistics of its start; the ``params`` that
+evaluation, ``pgzoo.load`` and checkpoints give are the mean after it, with the statistics the
+generation's rollouts updated, so the curve lags them by one generation. Observations are normalised (Salimans et al.
 2017) with running statistics of every observation the population sees
 (``normalize_obs``), frozen within a generation.
 
