@@ -53,6 +53,10 @@ SMALL = {
     "cem": dict(population_size=4, hidden_sizes=(4,), elite_fraction=0.5),
     "cma_es": dict(population_size=4, hidden_sizes=(4,)),
     "openai_es": dict(population_size=4, hidden_sizes=(4,)),
+    "awr": dict(num_envs=2, num_steps=8, buffer_size=32, critic_steps=2, actor_steps=2,
+                batch_size=8, hidden_sizes=(8,)),
+    "off_pac": dict(num_envs=2, num_steps=8),
+    "svpg": dict(num_particles=2, num_envs=2, num_steps=4, hidden_sizes=(8,)),
 }
 ENVS = {"discrete": ("CartPole-v1", "gymnasium:CartPole-v1"),
         "continuous": ("Pendulum-v1", "gymnasium:Pendulum-v1")}

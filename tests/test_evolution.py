@@ -101,6 +101,19 @@ def test_observation_statistics_merge_as_one_set():
     assert float(stats.count) == 5.0
 
 
+def test_observation_statistics_from_shifted_sums_keep_a_small_variance():
+    # mean 1000, standard deviation 0.01: E[x^2] - E[x]^2 in float32 loses the variance
+    x = (1000.0 + 0.01 * np.random.default_rng(0).standard_normal(4096)).astype(np.float32)
+    shift = jnp.asarray([999.9], jnp.float32)  # the running mean, near the data's
+    shifted = jnp.asarray(x)[:, None] - shift
+    stats = ObsStats.from_sums(jnp.float32(x.size), shifted.sum(0), (shifted ** 2).sum(0),
+                               shift, (1,))
+    np.testing.assert_allclose(stats.mean, [x.astype(np.float64).mean()], rtol=1e-6)
+    np.testing.assert_allclose(stats.var, [x.astype(np.float64).var()], rtol=0.02)
+    naive = float(np.mean(x ** 2) - np.mean(x) ** 2)
+    assert abs(naive - x.astype(np.float64).var()) > 10 * x.astype(np.float64).var()
+
+
 @pytest.mark.parametrize("algo,settings", [
     ("cem", {}),
     ("openai_es", {"learning_rate": 0.05, "sigma": 0.1}),

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import rlax
 
-from pgzoo.core.returns import discounted_returns, gae
+from pgzoo.core.returns import discounted_returns, gae, retrace
 
 
 def brute_force_returns(rewards, dones, last_value, gamma):
@@ -94,3 +94,69 @@ def test_gae_is_jittable_over_batch_axis():
                                                        jnp.zeros(3), 0.9, 1.0)
     np.testing.assert_allclose(adv[:, 1], brute_force_returns(np.ones(8), np.zeros(8), 0, 0.9),
                                rtol=1e-5)
+
+
+def brute_force_retrace(rewards, dones, q_taken, values, traces, last_value, gamma):
+    """Munos et al.'s operator unrolled: G_t = Q_t + sum_{s>=t} gamma^{s-t} (prod c) delta_s."""
+    T = len(rewards)
+    v_next = np.append(values[1:], last_value)
+    deltas = rewards + gamma * (1 - dones) * v_next - q_taken
+    out = np.zeros(T)
+    for t in range(T):
+        g, weight = q_taken[t], 1.0
+        for s in range(t, T):
+            g += weight * deltas[s]
+            if dones[s] or s + 1 == T:
+                break
+            weight *= gamma * traces[s + 1]
+        out[t] = g
+    return out
+
+
+def test_retrace_matches_the_unrolled_operator():
+    rng = np.random.default_rng(3)
+    T = 9
+    rewards, q_taken, values = (rng.normal(size=T) for _ in range(3))
+    traces = np.minimum(1.0, rng.uniform(0.0, 2.0, size=T)) * 0.9
+    dones = np.zeros(T)
+    dones[4] = 1.0
+    got = retrace(jnp.asarray(rewards), jnp.asarray(dones), jnp.asarray(q_taken),
+                  jnp.asarray(values), jnp.asarray(traces), jnp.asarray(0.7), 0.95)
+    want = brute_force_retrace(rewards, dones, q_taken, values, traces, 0.7, 0.95)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_retrace_matches_rlax():
+    rng = np.random.default_rng(4)
+    T, A = 7, 3
+    q = rng.normal(size=(T + 1, A)).astype(np.float32)
+    pi = rng.dirichlet(np.ones(A), size=T + 1).astype(np.float32)
+    mu = rng.dirichlet(np.ones(A), size=T + 1).astype(np.float32)
+    actions = rng.integers(0, A, size=T + 1)
+    rewards = rng.normal(size=T).astype(np.float32)
+    rho = pi[np.arange(T + 1), actions] / mu[np.arange(T + 1), actions]
+    c = np.minimum(1.0, rho).astype(np.float32)
+    gamma = 0.9
+    # rlax indexes the rows after step t: q, actions, c and pi at times 1..T, rewards r_1..r_T
+    want = rlax.general_off_policy_returns_from_action_values(
+        jnp.asarray(q[1:]), jnp.asarray(actions[1:]), jnp.asarray(rewards),
+        jnp.full(T, gamma, jnp.float32), jnp.asarray(c[1:]), jnp.asarray(pi[1:]))
+    values = (pi * q).sum(-1)
+    got = retrace(jnp.asarray(rewards), jnp.zeros(T), jnp.asarray(q[np.arange(T), actions[:T]]),
+                  jnp.asarray(values[:T]), jnp.asarray(c[:T]), jnp.asarray(values[T]), gamma)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_retrace_with_batched_columns_is_each_column_alone():
+    rng = np.random.default_rng(5)
+    T, B = 6, 3
+    args = [rng.normal(size=(T, B)).astype(np.float32) for _ in range(3)]
+    traces = rng.uniform(size=(T, B)).astype(np.float32)
+    dones = (rng.uniform(size=(T, B)) < 0.2).astype(np.float32)
+    last = rng.normal(size=B).astype(np.float32)
+    got = retrace(jnp.asarray(args[0]), jnp.asarray(dones), jnp.asarray(args[1]),
+                  jnp.asarray(args[2]), jnp.asarray(traces), jnp.asarray(last), 0.99)
+    for b in range(B):
+        want = brute_force_retrace(args[0][:, b], dones[:, b], args[1][:, b], args[2][:, b],
+                                   traces[:, b], last[b], 0.99)
+        np.testing.assert_allclose(got[:, b], want, rtol=1e-4, atol=1e-5)

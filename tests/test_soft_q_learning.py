@@ -10,13 +10,8 @@ import pytest
 
 import pgzoo
 from pgzoo import envs
-from pgzoo.algos.soft_q_learning import (
-    Sampler,
-    amortized_svgd_gradient,
-    rbf_kernel,
-    soft_value,
-    svgd_direction,
-)
+from pgzoo.algos.soft_q_learning import Sampler, amortized_svgd_gradient, soft_value
+from pgzoo.core.svgd import rbf_kernel, svgd_direction
 from pgzoo.envs.multigoal import GOALS, goal_index
 
 

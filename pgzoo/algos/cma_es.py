@@ -42,10 +42,14 @@ class Config(EvolutionConfig):
     population_size: int = 64
     hidden_sizes: tuple[int, ...] = (16,)  # a small network: C has d^2 entries
     sigma: float = 0.1  # the initial step size sigma_0
+    # a floor under sigma (evosax's std_min): on a noisy fitness the step size can shrink
+    # until the search stalls; 0 leaves it free, as the tutorial does
+    sigma_min: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
         cfg.positive(self, "sigma")
+        cfg.non_negative(self, "sigma_min")
 
 
 MAX_DIMS = 5_000  # C is d x d, eigendecomposed every generation
@@ -59,7 +63,8 @@ def strategy(config: Config, num_dims: int) -> Strategy:
                          f"network; give a smaller one (--set hidden_sizes=16) to stay under "
                          f"{MAX_DIMS} parameters, or use openai_es")
     es = CMA_ES(config.population_size, jnp.zeros(num_dims))
-    params = es.default_params.replace(std_init=jnp.asarray(config.sigma, jnp.float32))
+    params = es.default_params.replace(std_init=jnp.asarray(config.sigma, jnp.float32),
+                                       std_min=jnp.asarray(config.sigma_min, jnp.float32))
     return evosax_strategy(es, params)
 
 
@@ -74,5 +79,5 @@ ALGORITHM = Algorithm(
     default_budget=5_000_000,
     default_env="CartPole-v1",
     env_needs=evolution_needs,
-    hyperparameters=("sigma",),
+    hyperparameters=("sigma", "sigma_min"),
 )

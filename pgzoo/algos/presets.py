@@ -86,6 +86,10 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("cem", "Pendulum-v1"): Preset(
         50_000_000, {"episodes_per_member": 4, "extra_noise": 0.03,
                      "noise_decay_generations": 1000}, "tuned here", -300.0),
+    ("openai_es", "HalfCheetah-v5"): Preset(
+        10_000_000, {"population_size": 32, "sigma": 0.02, "learning_rate": 0.02},
+        "Salimans et al. 2017 sigma 0.02; population and Adam rate chosen here for a one-hour "
+        "budget through the Gymnasium bridge", None),
     ("soft_q_learning", "Pendulum-v1"): Preset(50_000, {"alpha": 0.2}, "tuned here", -300.0),
     ("soft_q_learning", "CartPole-v1"): Preset(500_000, {"alpha": 0.05}, "tuned here", 475.0),
     ("soft_q_learning", "MultiGoal-v0"): Preset(

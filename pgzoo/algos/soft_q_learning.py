@@ -58,6 +58,7 @@ from pgzoo.core import config as cfg
 from pgzoo.core import replay
 from pgzoo.core.networks import ACTIVATIONS, MLP, QNetwork, QValues, dense
 from pgzoo.core.optim import periodic_target_update
+from pgzoo.core.svgd import svgd_direction
 from pgzoo.errors import check
 
 EPS = 1e-6
@@ -118,28 +119,6 @@ def soft_value(q_values, alpha, log_proposal):
     alpha log E_q[exp(Q/alpha) / q(a)] over the last axis (``log_proposal``: log q(a_i))."""
     m = q_values.shape[-1]
     return alpha * (jax.nn.logsumexp(q_values / alpha - log_proposal, axis=-1) - jnp.log(m))
-
-
-def rbf_kernel(xs, ys, h_min: float = 1e-3):
-    """kappa(x_j, y_i) = exp(-||x_j - y_i||^2 / h) and its gradient with respect to x_j, for
-    particles xs [..., Kx, D] and ys [..., Ky, D]; h = median_{j,i} ||x_j - y_i||^2 / log Kx
-    (at least ``h_min``, held constant). Returns ([..., Kx, Ky], [..., Kx, Ky, D])."""
-    diff = xs[..., :, None, :] - ys[..., None, :, :]
-    dist_sq = jnp.sum(diff ** 2, axis=-1)
-    flat = dist_sq.reshape(dist_sq.shape[:-2] + (-1,))
-    # the authors' median: the (Kx Ky // 2 + 1)-th largest value
-    median = jnp.sort(flat, axis=-1)[..., flat.shape[-1] - (flat.shape[-1] // 2 + 1)]
-    h = jax.lax.stop_gradient(jnp.maximum(median / np.log(xs.shape[-2]), h_min))
-    kappa = jnp.exp(-dist_sq / h[..., None, None])
-    return kappa, -2.0 * diff / h[..., None, None, None] * kappa[..., None]
-
-
-def svgd_direction(fixed, updated, grad_log_p):
-    """Delta a_i = mean_j [kappa(a_j, a_i) grad log p(a_j) + grad_{a_j} kappa(a_j, a_i)] for
-    fixed particles a_j [..., Kf, D] (with their score ``grad_log_p``) and updated particles
-    a_i [..., Ku, D]."""
-    kappa, kappa_grad = rbf_kernel(fixed, updated)
-    return jnp.mean(kappa[..., None] * grad_log_p[..., :, None, :] + kappa_grad, axis=-3)
 
 
 def amortized_svgd_gradient(sample, phi, log_p, n_fixed: int):

@@ -59,3 +59,28 @@ def complete_mask(dones):
 
     _, mask = jax.lax.scan(backward, jnp.zeros(dones.shape[1:], bool), dones, reverse=True)
     return mask
+
+
+def retrace(rewards, dones, q_taken, values, traces, last_value, gamma: float):
+    r"""Retrace targets (Munos et al. 2016) of the taken actions, time-major:
+
+        G_t = r_t + \gamma (1 - d_t) [ V(s_{t+1}) + c_{t+1} (G_{t+1} - Q(s_{t+1}, a_{t+1})) ],
+
+    G_{T-1} = r_{T-1} + \gamma (1 - d_{T-1}) ``last_value``. ``q_taken`` is Q(s_t, a_t),
+    ``values`` V(s_t) = \sum_a \pi(a|s_t) Q(s_t, a) and ``traces`` c_t = \lambda min(1, \rho_t)
+    with \rho_t = \pi(a_t|s_t) / \mu(a_t|s_t) (importance sampling, tree backup and Q(\lambda)
+    are other choices of c). Unrolled, G_t = Q(s_t, a_t) + \sum_{s>=t} \gamma^{s-t}
+    (\prod_{i=t+1}^{s} c_i) \delta_s with \delta_s = r_s + \gamma V(s_{s+1}) - Q(s_s, a_s). ACER
+    (Wang et al. 2017) writes the same recursion with c_t = min(1, \rho_t)."""
+    dones = dones.astype(rewards.dtype)
+
+    def backward(carry, x):
+        g_next, v_next, q_next, c_next = carry
+        reward, done, q, v, c = x
+        g = reward + gamma * (1.0 - done) * (v_next + c_next * (g_next - q_next))
+        return (g, v, q, c), g
+
+    zeros = jnp.zeros_like(last_value)
+    _, targets = jax.lax.scan(backward, (last_value, last_value, zeros, zeros),
+                              (rewards, dones, q_taken, values, traces), reverse=True)
+    return targets

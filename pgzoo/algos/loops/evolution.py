@@ -116,6 +116,15 @@ class ObsStats(NamedTuple):
     def normalize(self, obs):
         return jnp.clip((obs - self.mean) / jnp.sqrt(self.var + 1e-8), -5.0, 5.0)
 
+    @staticmethod
+    def from_sums(count, total, squares, shift, shape) -> ObsStats:
+        """The statistics of ``count`` observations x from the sums of x - shift and of
+        (x - shift)^2: with ``shift`` near their mean, float32 keeps a variance that is small
+        beside the mean (E[x^2] - E[x]^2 unshifted would cancel it away)."""
+        offset = total / jnp.maximum(count, 1.0)
+        var = jnp.maximum(squares / jnp.maximum(count, 1.0) - offset ** 2, 0.0)
+        return ObsStats((shift + offset).reshape(shape), var.reshape(shape), count)
+
     def merge(self, other: ObsStats) -> ObsStats:
         """The statistics of both sets of observations (Chan et al.)."""
         total = self.count + other.count
@@ -166,23 +175,24 @@ def make_evolution(config, env, total_steps: int,
         obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
         return net.apply(params.network, obs)
 
-    def act(flat_params, stats, obs):  # a member's flat parameters: the same policy
-        return policy(Params(unravel(flat_params), stats), obs)
-
     def play(flat_members, stats, key):
         """Each of ``batch`` environments plays one fresh episode with its own parameters (rows
         of ``flat_members`` [batch, d]); returns (returns [batch], lengths [batch], statistics of
         the observations inside the episodes, the environment state)."""
+        members = jax.vmap(unravel)(flat_members)  # each row as the network's parameters
+        shift = stats.mean.reshape(-1)
 
         def step(carry, step_key):
             env_state, obs, done, ret, length, sums = carry
-            action = jax.vmap(act, in_axes=(0, None, 0))(flat_members, stats, obs)
+            action = jax.vmap(lambda member, o: policy(Params(member, stats), o))(members, obs)
             env_state, ts = env.step(env_state, action, step_key)
             alive = (~done).astype(jnp.float32)
-            flat_obs = obs.reshape(batch, -1)
-            # sums of the observations inside episodes: count, sum, sum of squares
-            sums = (sums[0] + jnp.sum(alive), sums[1] + alive @ flat_obs,
-                    sums[2] + alive @ flat_obs ** 2)
+            # sums of the observations inside episodes, shifted by the running mean (no
+            # cancellation in float32 when the variance is small beside the mean): count, sum,
+            # sum of squares
+            shifted = obs.reshape(batch, -1) - shift
+            sums = (sums[0] + jnp.sum(alive), sums[1] + alive @ shifted,
+                    sums[2] + alive @ shifted ** 2)
             ret = ret + alive * ts.reward
             length = length + alive.astype(jnp.int32)
             return (env_state, ts.obs, done | ts.done, ret, length, sums), None
@@ -195,9 +205,7 @@ def make_evolution(config, env, total_steps: int,
                  (jnp.float32(0.0), jnp.zeros(dim), jnp.zeros(dim)))
         (env_state, _, _, ret, length, (count, total, squares)), _ = jax.lax.scan(
             step, start, jax.random.split(run_key, horizon))
-        mean = total / jnp.maximum(count, 1.0)
-        var = jnp.maximum(squares / jnp.maximum(count, 1.0) - mean ** 2, 0.0)
-        seen = ObsStats(mean.reshape(stats.mean.shape), var.reshape(stats.var.shape), count)
+        seen = ObsStats.from_sums(count, total, squares, shift, stats.mean.shape)
         return ret, length, seen, env_state
 
     def evaluate(flat_all, stats, env_state, key):
