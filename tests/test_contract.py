@@ -56,6 +56,8 @@ SMALL = {
     "awr": dict(num_envs=2, num_steps=8, buffer_size=32, critic_steps=2, actor_steps=2,
                 batch_size=8, hidden_sizes=(8,)),
     "off_pac": dict(num_envs=2, num_steps=8),
+    "acer": dict(num_envs=2, num_steps=4, buffer_rollouts=4, replay_start=1, replay_ratio=2.0,
+                 hidden_sizes=(8,)),
     "svpg": dict(num_particles=2, num_envs=2, num_steps=4, hidden_sizes=(8,)),
 }
 ENVS = {"discrete": ("CartPole-v1", "gymnasium:CartPole-v1"),

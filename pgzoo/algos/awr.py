@@ -25,11 +25,14 @@ The defaults are the authors' (their code, awr_configs.py): 128-64 ReLU networks
 per iteration, a 50k buffer, 200 value and 1000 policy steps of 256 samples with SGD and
 momentum 0.9 (value 0.01, policy 5e-5), \beta = 1 on normalised advantages, w_max = 20,
 \lambda = 0.95, \gamma = 0.99; a Gaussian policy with a fixed standard deviation
-``action_std`` on actions scaled to [-1, 1], and their penalty 10 E[ sum_j max(|\mu_j| - 1, 0)^2 ]
-on a mean outside the bounds. As in their code the value network predicts V(s) (1 - \gamma) (a
-return on the scale of one reward). Where it differs: observations are normalised in the
-environment layer with running statistics (``normalize_obs``; the authors freeze theirs after
-300k samples), and the minibatches are drawn uniformly with replacement from D.
+``action_std`` on actions scaled to [-1, 1], and their penalty 10 x 0.5 E[ sum_j max(|\mu_j| - 1,
+0)^2 ] on a mean outside the bounds. As in their code the value network predicts V(s) (1 - \gamma) (a
+return on the scale of one reward). Where it differs: the authors always normalise states, with
+statistics frozen after 300k samples, at the networks' input; here ``normalize_obs`` (off by
+default, on in the Hopper preset) normalises them in the environment layer with running
+statistics, so the buffer holds observations normalised by the statistics of their time. The
+minibatches are drawn uniformly with replacement from D (the authors shuffle), and the number of
+value and policy steps per iteration is fixed (the authors scale it with the new samples).
 """
 from __future__ import annotations
 
@@ -65,7 +68,7 @@ class Config:
     actor_learning_rate: float = 5e-5
     momentum: float = 0.9
     action_std: float = 0.2  # fixed standard deviation of a Gaussian policy (Ant; 0.4 Hopper)
-    bound_penalty: float = 10.0  # on a Gaussian mean outside [-1, 1]
+    bound_penalty: float = 10.0  # x 0.5 E[sum_j max(|mu_j| - 1, 0)^2] (the authors' weight)
     hidden_sizes: tuple[int, ...] = (128, 64)
     activation: str = "relu"
     normalize_obs: bool = False
@@ -221,7 +224,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
             loss = -jnp.mean(flat_weights[idx] * log_prob)
             if not discrete:  # the authors' penalty on a mean outside the action bounds
                 excess = jnp.maximum(jnp.abs(out.mean) - 1.0, 0.0)
-                loss = loss + config.bound_penalty * jnp.mean(jnp.sum(excess ** 2, axis=-1))
+                loss = loss + config.bound_penalty * 0.5 * jnp.mean(jnp.sum(excess ** 2, axis=-1))
             return loss
 
         loss, grads = jax.value_and_grad(loss_fn)(params)

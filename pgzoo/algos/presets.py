@@ -86,6 +86,21 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("cem", "Pendulum-v1"): Preset(
         50_000_000, {"episodes_per_member": 4, "extra_noise": 0.03,
                      "noise_decay_generations": 1000}, "tuned here", -300.0),
+    ("acer", "CartPole-v1"): Preset(500_000, {"ent_coef": 0.0}, "rl-baselines-zoo acer.yml",
+                                    475.0),
+    ("acer", "Acrobot-v1"): Preset(
+        500_000, {"num_envs": 16, "normalize_obs": True, "ent_coef": 0.0},
+        "rl-baselines-zoo acer.yml", -100.0),
+    ("awr", "CartPole-v1"): Preset(500_000, {}, "module defaults (the authors')", 475.0),
+    ("awr", "Pendulum-v1"): Preset(300_000, {"actor_learning_rate": 1e-3, "action_std": 0.4},
+                                   "tuned here (Hopper's action_std)", -300.0),
+    ("awr", "Hopper-v5"): Preset(
+        1_000_000, {"actor_learning_rate": 1e-4, "action_std": 0.4, "normalize_obs": True},
+        "the authors' awr_configs.py, Hopper-v2", None),
+    ("off_pac", "CartPole-v1"): Preset(
+        1_000_000, {"normalize_obs": True, "num_envs": 32},
+        "tuned here; the behaviour stays uniform-random, so the curve is the behaviour's return "
+        "and the target policy shows in --eval-every", None),
     ("openai_es", "HalfCheetah-v5"): Preset(
         10_000_000, {"population_size": 32, "sigma": 0.02, "learning_rate": 0.02},
         "Salimans et al. 2017 sigma 0.02; population and Adam rate chosen here for a one-hour "

@@ -9,13 +9,14 @@ moves every particle along
                                     + \nabla_{\theta_j} k(\theta_j, \theta_i) ]          (eq. 8)
 
 with the RBF kernel k(\theta, \theta') = exp(-||\theta - \theta'||^2 / h) and the median
-heuristic h = med / log(n + 1), med the median squared distance between particles (Liu & Wang's
-code; ``pgzoo/core/svgd.py``): the first term shares the particles'
+heuristic h = med / log(n + 1), med the median squared distance between particles, the diagonal
+included (Liu & Wang's SVGD code, ``pgzoo/core/svgd.py``; the SVPG paper writes med^2 / log n): the first term shares the particles'
 policy gradients among neighbours, the second pushes them apart. Each particle's
 \nabla J(\theta_j) is A2C's (``num_envs`` environments of its own, n-step returns
 bootstrapped from its own critic V_{w_j}, the gradient of E[A_t \ln \pi(a_t|s_t)] clipped to a
 global norm ``max_grad_norm``); the critics learn by their own regression, outside the SVGD step.
-The optimiser (RMSprop by default, as A2C) takes -\phi(\theta_i) as particle i's gradient.
+The optimiser (RMSprop by default, as A2C) takes -\phi(\theta_i) as particle i's gradient; being
+per-coordinate, it rescales the two terms of \phi unlike plain SVGD steps.
 
 The temperature \alpha weighs exploration: a large \alpha lets the repulsion dominate; as
 \alpha -> 0 the driving term dominates, and with a kernel that couples no two particles
@@ -193,6 +194,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         beta = config.return_smoothing
         smoothed = jnp.where(state.seen, beta * state.recent_return + (1.0 - beta) * mean, mean)
         recent = jnp.where(count > 0, smoothed, state.recent_return)
+        shown = jnp.where(state.seen | (count > 0), recent, jnp.nan)
         distances = jnp.sqrt(jnp.sum((flat(policies)[:, None] - flat(policies)[None]) ** 2, -1))
         off_diagonal = ~jnp.eye(n, dtype=bool)
         metrics = {"policy_objective": objectives.mean(), "value_loss": c_losses.mean(),
@@ -200,19 +202,23 @@ def make(config: Config, env, total_steps: int) -> Agent:
                    / (n * (n - 1)),
                    "kernel_mean_off_diagonal": jnp.sum(jnp.where(off_diagonal, kappa, 0.0))
                    / (n * (n - 1)),
-                   "best_particle_return": recent.max(), "mean_particle_return": recent.mean(),
-                   **{f"particle_{i}_return": recent[i] for i in range(n)},
+                   # NaN until a particle has finished an episode
+                   "best_particle_return": jnp.max(shown), "mean_particle_return": jnp.mean(shown),
+                   **{f"particle_{i}_return": shown[i] for i in range(n)},
                    **episode_metrics(traj.info)}
-        params = Params(policies, jnp.argmax(recent).astype(jnp.int32))
-        return State(params, critics, policy_opt, critic_opt, recent, state.seen | (count > 0),
-                     env_state, obs, key), metrics
+        seen = state.seen | (count > 0)
+        # the best particle among those that have finished an episode (particle 0 before any)
+        params = Params(policies, jnp.argmax(jnp.where(seen, recent, -jnp.inf)).astype(jnp.int32))
+        return State(params, critics, policy_opt, critic_opt, recent, seen, env_state, obs,
+                     key), metrics
 
     return Agent(init, step, policy, n * envs * config.num_steps)
 
 
 ALGORITHM = Algorithm(
     name="svpg", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
-    action_spaces=("discrete", "continuous"),
+    # the particle code is action-agnostic, but only discrete tasks are shown to learn so far
+    action_spaces=("discrete",),
     default_budget=4_000_000,  # 8 particles x 500k, A2C's CartPole budget each
     env_needs=svpg_needs,
     hyperparameters=("alpha", "learning_rate", "value_learning_rate"),
