@@ -71,6 +71,7 @@ class Config:
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     normalize_obs: bool = False
+    normalize_reward: bool = False  # rl-baselines-zoo's `normalize: true` scales rewards too
 
     def __post_init__(self):
         cfg.positive(self, "num_envs", "num_steps", "buffer_rollouts", "truncation", "delta",

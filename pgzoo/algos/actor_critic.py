@@ -27,14 +27,13 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
 from pgzoo.core.networks import ACTIVATIONS, PolicyNetwork, QNetwork, ValueNetwork
-from pgzoo.core.optim import OPTIMIZERS, make_optimizer
+from pgzoo.core.optim import OPTIMIZERS, apply_each, make_optimizer
 from pgzoo.core.rollout import episode_metrics
 from pgzoo.envs import Discrete
 
@@ -140,11 +139,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
         (a_loss, entropy), a_grads = jax.value_and_grad(actor_loss, has_aux=True)(
             params["policy"])
-        grads = {"policy": a_grads, "critic": c_grads}
-        new_params, new_opt = {}, {}
-        for k in tx:
-            updates, new_opt[k] = tx[k].update(grads[k], opt_state[k], params[k])
-            new_params[k] = optax.apply_updates(params[k], updates)
+        new_params, new_opt = apply_each(tx, {"policy": a_grads, "critic": c_grads}, opt_state,
+                                         params)
         metrics = {"actor_loss": a_loss, "critic_loss": c_loss, "entropy": entropy,
                    "td_error": jnp.abs(delta).mean(), **episode_metrics(ts.info)}
         return (new_params, new_opt, env_state, ts.obs), metrics

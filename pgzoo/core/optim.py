@@ -37,3 +37,13 @@ def periodic_target_update(target, online, updates, every: int, tau: float):
 
     return jax.lax.cond(updates % every == 0, lambda: soft_update(target, online, tau),
                         lambda: target)
+
+
+def apply_each(tx: dict, grads: dict, opt_state: dict, params: dict) -> tuple[dict, dict]:
+    """One optimiser step for each part of ``params`` (e.g. {"policy": ..., "critic": ...}),
+    each with its own optimiser in ``tx``: returns (new params, new optimiser states)."""
+    new_params, new_opt = {}, {}
+    for k in tx:
+        updates, new_opt[k] = tx[k].update(grads[k], opt_state[k], params[k])
+        new_params[k] = optax.apply_updates(params[k], updates)
+    return new_params, new_opt

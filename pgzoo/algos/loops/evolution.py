@@ -14,7 +14,9 @@ The current mean \bar\theta also plays ``episodes_per_member`` episodes each gen
 return is the metric ``mean_policy_return`` (and the curve). That is the mean before this
 generation's update, under the observation statistics of its start; the ``params`` that
 evaluation, ``pgzoo.load`` and checkpoints give are the mean after it, with the statistics the
-generation's rollouts updated, so the curve lags them by one generation. Observations are normalised (Salimans et al.
+generation's rollouts updated, so the curve lags them by one generation. With
+``common_starts`` every member's e-th episode starts from the same state (common random numbers:
+the fitness differences are then the policies', not the start states'). Observations are normalised (Salimans et al.
 2017) with running statistics of every observation the population sees
 (``normalize_obs``), frozen within a generation.
 
@@ -56,6 +58,10 @@ class EvolutionConfig:
     hidden_sizes: tuple[int, ...] = (32, 32)
     activation: str = "tanh"  # Salimans et al. 2017
     normalize_obs: bool = True  # Salimans et al. 2017: statistics of the population's rollouts
+    # common random numbers: episode e of every member (and of the mean) starts from the same
+    # state, drawn afresh each generation, so the ranking compares policies, not start states
+    # (JAX-native environments only)
+    common_starts: bool = False
 
     def __post_init__(self):
         cfg.positive(self, "population_size", "episodes_per_member")
@@ -170,6 +176,14 @@ def make_evolution(config, env, total_steps: int,
     batch = env.num_envs
     check(slots % batch == 0, f"num_envs ({batch}) must divide (population_size + 1) x "
           f"episodes_per_member = {slots}, the episodes of a generation")
+    if config.common_starts:
+        check(env.jax_native, f"common_starts copies environment states, which needs a "
+              f"JAX-native environment; {env.spec} runs on the host")
+        check(batch % k == 0, f"common_starts needs num_envs ({batch}) to be a multiple of "
+              f"episodes_per_member ({k})")
+        leaves = jax.tree.leaves(jax.eval_shape(env.reset, jax.random.PRNGKey(0))[0])
+        check(all(x.shape[:1] == (batch,) for x in leaves),
+              f"common_starts needs every leaf of {env.spec}'s state batched by environment")
 
     def policy(params: Params, obs, key=None, deterministic=True):
         obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
@@ -199,6 +213,10 @@ def make_evolution(config, env, total_steps: int,
 
         reset_key, run_key = jax.random.split(key)
         env_state, ts = env.reset(reset_key)
+        if config.common_starts:  # slot s starts where slot s mod k does
+            pick = jnp.arange(batch) % k
+            env_state = jax.tree.map(lambda x: x[pick], env_state)
+            ts = ts._replace(obs=ts.obs[pick])
         dim = stats.mean.size
         start = (env_state, ts.obs, jnp.zeros(batch, bool), jnp.zeros(batch),
                  jnp.zeros(batch, jnp.int32),
