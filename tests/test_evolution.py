@@ -149,3 +149,22 @@ def test_settings_are_checked():
         build("cma_es", "CartPole-v1", overrides={"hidden_sizes": (128, 128)})
     with pytest.raises(PgzooError, match="time limit"):
         build("cem", "CliffWalking-v1")
+
+
+def test_common_starts_give_every_member_the_same_start_state():
+    # members all but equal to the mean (sigma tiny): on deterministic CartPole their returns are
+    # equal exactly when their episodes start from the same state
+    from pgzoo.envs import registry
+
+    env = registry.make("CartPole-v1", num_envs=9)
+    fitness = {}
+    for common in (False, True):
+        config = openai_es.Config(population_size=8, sigma=1e-6, hidden_sizes=(4,),
+                                  common_starts=common)
+        agent = openai_es.make(config, env, 10**6)
+        _, metrics = jax.jit(agent.step)(agent.init(jax.random.PRNGKey(3)))
+        fitness[common] = (float(metrics["best_fitness"]), float(metrics["median_fitness"]))
+    assert fitness[True][0] == fitness[True][1]
+    assert fitness[False][0] != fitness[False][1]
+    with pytest.raises(PgzooError, match="JAX-native"):
+        build("cma_es", "gymnasium:CartPole-v1", overrides={"common_starts": True})

@@ -1,5 +1,6 @@
-r"""ACER: actor-critic with experience replay (Wang et al. 2017, "Sample efficient actor-critic
-with experience replay"), discrete actions.
+r"""ACER: actor-critic with experience replay (Wang et al. 2017), discrete actions.
+
+"Sample efficient actor-critic with experience replay".
 
 One network with a shared torso gives the policy f(.|s) = softmax(logits) and Q_w(s, .); an
 average policy network \theta_a <- \alpha \theta_a + (1 - \alpha) \theta follows it. Each
@@ -236,7 +237,7 @@ def make(config: Config, env, total_steps: int) -> Agent:
         average = soft_update(params.average, network, 1.0 - config.average_decay)
         entropy = -jnp.sum(f[:T] * jnp.log(f[:T] + 1e-8), axis=-1).mean()
         kl = jnp.sum(f_avg * (jnp.log(f_avg + 1e-8) - jnp.log(f[:T] + 1e-8)), -1).mean()
-        metrics = {"q_loss": q_value / max(config.q_coef, 1e-8), "entropy": entropy,
+        metrics = {"q_loss": q_value / jnp.maximum(config.q_coef, 1e-8), "entropy": entropy,
                    "average_kl": kl, "trust_region_active": jnp.mean(scale > 0.0),
                    "importance_weight": rho_taken.mean(),
                    "advantage": jnp.mean(q_ret - v[:T])}

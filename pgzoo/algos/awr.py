@@ -1,5 +1,6 @@
-r"""AWR: advantage-weighted regression (Peng, Kumar, Zhang & Levine 2019, "Advantage-weighted
-regression: simple and scalable off-policy reinforcement learning").
+r"""AWR: advantage-weighted regression (Peng, Kumar, Zhang & Levine 2019).
+
+"Advantage-weighted regression: simple and scalable off-policy reinforcement learning".
 
 Each iteration the current policy \pi_k collects ``num_envs`` x ``num_steps`` transitions into
 a first-in first-out replay buffer D of the last ``buffer_size`` samples (in the order they

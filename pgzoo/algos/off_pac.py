@@ -1,5 +1,4 @@
-r"""Off-PAC: off-policy actor-critic (Degris, White & Sutton 2012), with a neural state-value
-critic.
+r"""Off-PAC: off-policy actor-critic (Degris, White & Sutton 2012), neural critic.
 
 A behaviour policy \beta chooses the actions; the target policy \pi_\theta learns from them.
 After every environment step (S, A, R, S'), A ~ \beta(.|S), with the importance weight
