@@ -202,7 +202,8 @@ def test_dpg_compatible_critic_is_silver_et_als():
     ("sac_v1", 8000, dict(hidden_sizes=(64, 64), learning_starts=1000, learning_rate=1e-3), -600),
     ("d4pg", 6000, dict(hidden_sizes=(64, 64), learning_starts=1000), -400),
     ("dpg", 60_000, {}, -500),
-    ("dpg", 60_000, dict(critic="compatible"), -500),  # COPDAC-Q: -364 here
+    # COPDAC-Q: -338 here; at 60k it sits at the edge of learning (-364 or -573, by rounding)
+    ("dpg", 80_000, dict(critic="compatible"), -500),
 ])
 def test_learns_pendulum(tmp_path, algo, steps, overrides, threshold):
     run = pgzoo.train(algo, "Pendulum-v1", total_steps=steps, seed=0, run_dir=tmp_path / "r",
