@@ -43,6 +43,7 @@ import optax
 
 from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
+from pgzoo.core.distributions import distribution, select_action
 from pgzoo.core.networks import ACTIVATIONS, MLP, CategoricalHead
 from pgzoo.core.optim import soft_update
 from pgzoo.core.returns import bootstrap_truncated, retrace
@@ -176,9 +177,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
         return jax.nn.softmax(net.apply(network, obs)[0])
 
     def policy(params: Params, obs, key, deterministic=False):
-        logits = net.apply(params.network, obs)[0]
-        return jnp.where(deterministic, jnp.argmax(logits, -1),
-                         jax.random.categorical(key, logits)).astype(jnp.int32)
+        dist = distribution(net.apply(params.network, obs)[0])
+        return select_action(dist, key, deterministic).astype(jnp.int32)
 
     def init(key):
         net_key, env_key, state_key = jax.random.split(key, 3)
