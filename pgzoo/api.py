@@ -68,15 +68,33 @@ def _progress(progress: bool | None) -> str | None:
     return "bar" if progress else None
 
 
-# The drivers an algorithm's contract can name (``Algorithm.driver``).
-DRIVERS = {"compiled": trainer.train}
+def _ray_train(exp: Experiment, run_dir: Path, **kwargs):
+    from pgzoo.distributed import driver  # Ray itself is imported only there, when used
+
+    return driver.train(exp, run_dir, **kwargs)
 
 
-def _driver(exp: Experiment):
-    if exp.algorithm.driver not in DRIVERS:
-        raise PgzooError(f"{exp.algo} runs on the {exp.algorithm.driver!r} driver, which this "
-                         f"installation lacks; available: {', '.join(DRIVERS)}")
-    return DRIVERS[exp.algorithm.driver]
+# The drivers an algorithm's contract can name (``Algorithm.driver``). Every algorithm runs on
+# the compiled loop (an actor-learner one with its actors as slices of one batch); those with an
+# actor-learner form also on Ray.
+DRIVERS = {"compiled": trainer.train, "ray": _ray_train}
+
+
+def _driver(exp: Experiment, name: str | None = None, ray_address: str | None = None):
+    """The training function of driver ``name`` (the algorithm's own when None)."""
+    name = exp.algorithm.driver if name is None else name
+    if name not in DRIVERS:
+        raise PgzooError(f"unknown driver {name!r}; valid: {', '.join(DRIVERS)}")
+    if name == "ray" and exp.agent.actor_learner is None:
+        raise PgzooError(f"{exp.algo} has no actor-learner form to run on Ray; valid drivers for "
+                         f"it: compiled")
+    if ray_address is not None and name != "ray":
+        raise PgzooError("--ray-address needs the ray driver (an actor-learner algorithm such as "
+                         "impala or a3c)")
+    train_fn = DRIVERS[name]
+    if name != "ray":
+        return train_fn
+    return lambda *args, **kwargs: train_fn(*args, ray_address=ray_address, **kwargs)
 
 
 def _run_dir(run_dir: Any) -> Path:
@@ -231,7 +249,7 @@ def train(algo: str, env: str | None = None, total_steps: int | None = None,
           eval_every: int = 0, eval_every_episodes: int = 10,
           stop_at_return: float | None = None, callback: Callable[[dict], Any] | None = None,
           init_from: str | Path | None = None, trust: bool = False, wandb: bool | str = False,
-          **overrides: Any) -> Run:
+          driver: str | None = None, ray_address: str | None = None, **overrides: Any) -> Run:
     """Train ``algo`` on ``env`` (the algorithm's default environment when None).
 
     The tuned preset of (algo, env) gives the budget and settings unless ``preset=False``;
@@ -240,7 +258,9 @@ def train(algo: str, env: str | None = None, total_steps: int | None = None,
     best state in checkpoints/best and stops at ``stop_at_return``; ``callback(info)`` runs after
     each compiled chunk and stops the run by returning False (``pgzoo.run.trainer.train``);
     ``init_from`` starts from another run's policy parameters (fine-tuning); ``wandb`` (True, or
-    a project name) also logs to Weights & Biases (``pip install "pgzoo[wandb]"``)."""
+    a project name) also logs to Weights & Biases (``pip install "pgzoo[wandb]"``). ``driver``
+    ("compiled" or "ray") overrides the algorithm's own (``pgzoo.distributed`` runs A3C's and
+    IMPALA's actors as Ray processes; ``ray_address`` joins a running Ray cluster)."""
     env = algos.get(algo).default_env if env is None else env
     eval_episodes = _eval_episodes(eval_episodes)
     _interval(checkpoint_interval)
@@ -259,10 +279,11 @@ def train(algo: str, env: str | None = None, total_steps: int | None = None,
             raise PgzooError(f"--run-dir {path} is a file; give a directory")
     if progress is not False:
         print(announce_preset(exp, preset, overrides, total_steps is not None), file=sys.stderr)
-    record = {"eval_schedule": _record(schedule)}
+    run_with = _driver(exp, driver, ray_address)
+    record = {"eval_schedule": _record(schedule), "driver": driver or exp.algorithm.driver}
     if init_from is not None:
         record["init_from"] = str(init_from)
-    state, summary = _driver(exp)(exp, path, progress=_progress(progress),
+    state, summary = run_with(exp, path, progress=_progress(progress),
                                   tensorboard=tensorboard, eval_episodes=eval_episodes, wandb=wandb,
                                   checkpoint_interval=checkpoint_interval, evaluation=schedule,
                                   callback=_callback(callback), start_state=start, **record)
@@ -320,7 +341,7 @@ def _saved_schedule(run_dir: Path) -> trainer.EvalSchedule | None:
 def resume(run_dir: str | Path, total_steps: int | None = None, *, progress: bool | None = None,
            tensorboard: bool = True, eval_episodes: int = 10, trust: bool = False,
            checkpoint_interval: float = 30.0, callback: Callable[[dict], Any] | None = None,
-           wandb: bool | str = False) -> Run:
+           wandb: bool | str = False, ray_address: str | None = None) -> Run:
     """Continue the run in ``run_dir`` from its last checkpoint (from the start when it was
     stopped before its first checkpoint), to ``total_steps`` if given, with the evaluation
     schedule it was started with; with ``wandb``, in the same Weights & Biases run as before."""
@@ -331,20 +352,23 @@ def resume(run_dir: str | Path, total_steps: int | None = None, *, progress: boo
     exp = _experiment_from(path, total_steps, trust)
     ckpt = path / rundir.CHECKPOINTS
     if (ckpt / checkpoint.FILENAME).exists():
-        done = checkpoint.read_meta(ckpt)["iteration"] * exp.agent.units_per_iteration
+        meta = checkpoint.read_meta(ckpt)
+        done = meta.get("env_steps", meta["iteration"] * exp.agent.units_per_iteration)
         if exp.total_steps < done:
             raise PgzooError(f"total steps {exp.total_steps} (--steps) is below the {done} steps "
                              f"per seed this run has done; give more, or omit it to train to its "
                              f"{rundir.read_config(path)['total_steps']}")
     schedule = _saved_schedule(path)
     cfg = rundir.read_config(path)
-    record = {"eval_schedule": _record(schedule)}
+    driver = cfg.get("driver", exp.algorithm.driver)
+    run_with = _driver(exp, driver if isinstance(driver, str) else None, ray_address)
+    record = {"eval_schedule": _record(schedule), "driver": driver}
     start = None
     if isinstance(cfg.get("init_from"), str):
         record["init_from"] = cfg["init_from"]
         if not (ckpt / checkpoint.FILENAME).exists():  # stopped before its first checkpoint
             start = _source_state(exp, cfg["init_from"], trust)
-    state, summary = _driver(exp)(exp, path, resume=True, progress=_progress(progress),
+    state, summary = run_with(exp, path, resume=True, progress=_progress(progress),
                                   tensorboard=tensorboard, eval_episodes=eval_episodes, wandb=wandb,
                                   checkpoint_interval=checkpoint_interval, evaluation=schedule,
                                   callback=_callback(callback), start_state=start, **record)
@@ -470,7 +494,7 @@ def _sweep_steps(path: Path, progress: bool | None, tensorboard: bool,
             summary = {"eval": rundir.read_json(all_dir / rundir.EVAL)
                        if (all_dir / rundir.EVAL).is_file() else None}
         else:
-            state, summary = _driver(exp)(exp, all_dir, resume=resume, **kwargs)
+            state, summary = _driver(exp, "compiled")(exp, all_dir, resume=resume, **kwargs)
         _split(exp, state, summary.get("eval"), all_dir, dirs, overrides, preset)
     else:
         for p, run_dir in dirs:
@@ -482,7 +506,7 @@ def _sweep_steps(path: Path, progress: bool | None, tensorboard: bool,
             else:
                 resume_run = False
                 exp = build(algo, env, steps, seed, seeds, {**overrides, **p}, preset=preset)
-            _driver(exp)(exp, run_dir, resume=resume_run, **kwargs)
+            _driver(exp, "compiled")(exp, run_dir, resume=resume_run, **kwargs)
     title = f"{algo} on {env}: {len(pts)} points x {seeds} seeds, {steps:,} steps"
     result = sw.report(path, dirs, title)
     result["sweep_dir"] = str(path)
@@ -553,7 +577,7 @@ def tune(algo: str, env: str | None = None, space: Any = None, trials: int = 10,
         values = tn.suggest(trial, space)
         run_dir = path / f"trial-{trial.number:04d}"
         exp = build(algo, env, total_steps, seed, seeds, {**overrides, **values}, preset=preset)
-        _driver(exp)(exp, run_dir, progress=_progress(progress), tensorboard=False,
+        _driver(exp, "compiled")(exp, run_dir, progress=_progress(progress), tensorboard=False,
                      eval_episodes=0)
         finals = sw.final_returns(run_dir)
         score = float(np.nanmean(finals))

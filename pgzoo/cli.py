@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--stop-at-return", type=float, default=None, metavar="R",
                    help="stop once an evaluation's mean return over seeds reaches R (needs "
                         "--eval-every)")
+    t.add_argument("--driver", choices=("compiled", "ray"), default=None,
+                   help="where the actors of an actor-learner algorithm (impala, a3c) run: ray "
+                        "(their default: Ray processes) or compiled (slices of one compiled "
+                        "batch, in this process)")
+    t.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="join this Ray cluster ('auto' or host:port) instead of starting Ray "
+                        "inside the process (ray driver)")
     t.add_argument("--init-from", metavar="RUN_DIR",
                    help="fine-tune: start from the policy parameters of this run (same "
                         "algorithm and network settings)")
@@ -172,14 +179,15 @@ def _train(args) -> int:
         if args.algo and args.algo != cfg["algo"]:
             raise PgzooError(f"--resume {args.resume} is a {cfg['algo']} run, not {args.algo}")
         if (args.set or args.env or args.seeds != 1 or args.no_preset or args.eval_every
-                or args.stop_at_return is not None or args.init_from):
+                or args.stop_at_return is not None or args.init_from or args.driver):
             raise PgzooError("--resume continues a run with its own config and evaluation "
                              "schedule; drop --set, --env, --seeds, --no-preset, --eval-every, "
-                             "--stop-at-return and --init-from (only --steps may change)")
+                             "--stop-at-return, --init-from and --driver (only --steps and "
+                             "--ray-address may change)")
         run = pgzoo.resume(args.resume, args.steps, progress=False if args.no_progress else None,
                            tensorboard=not args.no_tensorboard, eval_episodes=args.eval_episodes,
                            trust=args.trust, checkpoint_interval=args.checkpoint_interval,
-                           wandb=args.wandb)
+                           wandb=args.wandb, ray_address=args.ray_address)
     else:
         if not args.algo:
             raise PgzooError("train needs an algorithm name (see `pgzoo list`) or --resume RUN_DIR")
@@ -191,7 +199,8 @@ def _train(args) -> int:
                           preset=not args.no_preset, eval_every=args.eval_every,
                           eval_every_episodes=args.eval_every_episodes,
                           stop_at_return=args.stop_at_return, init_from=args.init_from,
-                          trust=args.trust, wandb=args.wandb, **_overrides(args.set))
+                          trust=args.trust, wandb=args.wandb, driver=args.driver,
+                          ray_address=args.ray_address, **_overrides(args.set))
     ev = run.eval
     result = f" | eval mean return {ev['mean_return']:.1f}" if ev else ""
     done = run.summary["env_steps"]

@@ -1,9 +1,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import rlax
 
-from pgzoo.core.returns import discounted_returns, gae, retrace
+from pgzoo.core.returns import discounted_returns, gae, retrace, vtrace
 
 
 def brute_force_returns(rewards, dones, last_value, gamma):
@@ -160,3 +161,70 @@ def test_retrace_with_batched_columns_is_each_column_alone():
         want = brute_force_retrace(args[0][:, b], dones[:, b], args[1][:, b], args[2][:, b],
                                    traces[:, b], last[b], 0.99)
         np.testing.assert_allclose(got[:, b], want, rtol=1e-4, atol=1e-5)
+
+
+def brute_force_vtrace(rewards, dones, values, last_value, rhos, gamma, rho_bar, c_bar):
+    """Espeholt et al.'s eq. 1 unrolled: v_s = V(x_s) + sum_{t>=s} gamma^{t-s} (prod_{i=s}^{t-1}
+    c_i) delta_t V, the sum stopping at the end of the trajectory or of an episode; A_s eq. 4."""
+    T = len(rewards)
+    v_next = np.append(values[1:], last_value)
+    rho = np.minimum(rho_bar, rhos)
+    c = np.minimum(c_bar, rhos)
+    deltas = rho * (rewards + gamma * (1 - dones) * v_next - values)
+    vs = np.zeros(T)
+    for s in range(T):
+        total, weight = values[s], 1.0
+        for t in range(s, T):
+            total += weight * deltas[t]
+            if dones[t]:
+                break
+            weight *= gamma * c[t]
+        vs[s] = total
+    vs_next = np.append(vs[1:], last_value)
+    advantages = rho * (rewards + gamma * (1 - dones) * vs_next - values)
+    return vs, advantages
+
+
+def test_vtrace_matches_the_unrolled_definition():
+    rng = np.random.default_rng(6)
+    T = 10
+    rewards, values = rng.normal(size=T), rng.normal(size=T)
+    rhos = rng.uniform(0.2, 2.5, size=T)
+    dones = np.zeros(T)
+    dones[3] = dones[7] = 1.0  # two episode ends inside the trajectory: nothing crosses them
+    got_vs, got_adv = vtrace(jnp.asarray(rewards), jnp.asarray(dones), jnp.asarray(values),
+                             jnp.asarray(0.4), jnp.log(jnp.asarray(rhos)), 0.95, 1.2, 0.9)
+    want_vs, want_adv = brute_force_vtrace(rewards, dones, values, 0.4, rhos, 0.95, 1.2, 0.9)
+    np.testing.assert_allclose(got_vs, want_vs, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_adv, want_adv, rtol=1e-5, atol=1e-5)
+
+
+def test_vtrace_on_policy_is_the_n_step_return():
+    """With pi = mu (rho = 1) and c_bar = rho_bar = 1, v_s is the discounted return bootstrapped
+    from the trajectory's last value (Espeholt et al., remark 1)."""
+    rng = np.random.default_rng(7)
+    T = 8
+    rewards, values = rng.normal(size=T), rng.normal(size=T)
+    dones = np.zeros(T)
+    dones[5] = 1.0
+    vs, _ = vtrace(jnp.asarray(rewards), jnp.asarray(dones), jnp.asarray(values),
+                   jnp.asarray(0.3), jnp.zeros(T), 0.9)
+    np.testing.assert_allclose(vs, brute_force_returns(rewards, dones, 0.3, 0.9), rtol=1e-5)
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.8])
+def test_vtrace_matches_rlax(lam):
+    rng = np.random.default_rng(8)
+    T = 9
+    f = np.float32
+    rewards, values = rng.normal(size=T).astype(f), rng.normal(size=T).astype(f)
+    rhos = rng.uniform(0.2, 2.5, size=T).astype(f)
+    dones = (rng.uniform(size=T) < 0.25).astype(f)
+    gamma, last = 0.97, f(0.6)
+    vs, adv = vtrace(jnp.asarray(rewards), jnp.asarray(dones), jnp.asarray(values),
+                     jnp.asarray(last), jnp.log(jnp.asarray(rhos)), gamma, 1.0, 1.0, lam)
+    want = rlax.vtrace_td_error_and_advantage(
+        jnp.asarray(values), jnp.asarray(np.append(values[1:], last)), jnp.asarray(rewards),
+        jnp.asarray(gamma * (1 - dones)), jnp.asarray(rhos), lam)
+    np.testing.assert_allclose(vs - values, want.errors, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(adv, want.pg_advantage, rtol=1e-5, atol=1e-5)

@@ -42,7 +42,7 @@ BUDGET_UNITS = ("env_steps", "sweeps", "generations")
 DRIVERS = ("compiled", "ray")
 ACTION_SPACE_KINDS = ("discrete", "continuous")
 
-__all__ = ["ACTION_SPACE_KINDS", "Agent", "Algorithm", "BUDGET_UNITS", "CONVERGED", "DRIVERS",
+__all__ = ["ACTION_SPACE_KINDS", "ActorLearner", "Agent", "Algorithm", "BUDGET_UNITS", "CONVERGED", "DRIVERS",
            "EPISODES",
            "EPISODE_LENGTH_SUM", "EPISODE_RETURN_SUM", "EPISODE_SUMS", "EnvNeeds",
            "standard_env_needs", "with_values"]
@@ -64,6 +64,29 @@ def replace_params(state, params):
     return state._replace(params=params)
 
 
+class ActorLearner(NamedTuple):
+    """The pure pieces of an actor-learner algorithm (A3C, IMPALA), which the Ray driver
+    (``pgzoo.distributed``) runs in separate processes and ``algos/loops/actor_learner.py``
+    runs in one compiled step. An actor holds ``envs_per_actor`` environments; with the
+    parameters it last received it plays ``unroll_length`` steps of each, acting with
+    ``act``, and turns them into a message with ``message`` (IMPALA: the trajectory and its
+    behaviour log-probabilities; A3C: a gradient). The learner applies ``learn`` to
+    ``messages_per_update`` messages at a time."""
+
+    # key -> learner state: a NamedTuple whose ``params`` are what the actors act with
+    learner_init: Callable[[jax.Array], Any]
+    # (params, obs, key, deterministic=False) -> (action, extras)
+    act: Callable[..., tuple[jax.Array, Any]]
+    # (params, Trajectory [T, E], last observation [E]) -> message
+    message: Callable[[Any, Any, jax.Array], Any]
+    # (learner state, messages stacked [B, ...]) -> (learner state, scalar metrics)
+    learn: Callable[[Any, Any], tuple[Any, dict[str, jax.Array]]]
+    num_actors: int
+    envs_per_actor: int
+    unroll_length: int
+    messages_per_update: int
+
+
 class Agent(NamedTuple):
     """An algorithm's pure functions, built by its ``make`` for one Config and environment."""
 
@@ -79,6 +102,8 @@ class Agent(NamedTuple):
     with_env: Callable[[Any, Any, Any], Any] = replace_env
     # (State, params) -> State holding these policy parameters (fine-tuning from another run)
     with_params: Callable[[Any, Any], Any] = replace_params
+    # the actor-learner pieces, for the Ray driver (None: the algorithm runs compiled only)
+    actor_learner: ActorLearner | None = None
 
 
 @dataclasses.dataclass(frozen=True)

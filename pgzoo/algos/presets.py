@@ -90,6 +90,9 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("cem", "Pendulum-v1"): Preset(
         50_000_000, {"episodes_per_member": 4, "extra_noise": 0.03,
                      "noise_decay_generations": 1000}, "tuned here", -300.0),
+    ("impala", "CartPole-v1"): Preset(
+        2_000_000, {"optimizer": "adam", "learning_rate": 1e-3, "max_grad_norm": 0.0,
+                    "ent_coef": 0.0}, "tuned here (docs/benchmarks.md)", 475.0),
     ("acer", "CartPole-v1"): Preset(500_000, {"ent_coef": 0.0}, "rl-baselines-zoo acer.yml",
                                     475.0),
     ("acer", "Acrobot-v1"): Preset(

@@ -84,3 +84,42 @@ def retrace(rewards, dones, q_taken, values, traces, last_value, gamma: float):
     _, targets = jax.lax.scan(backward, (last_value, last_value, zeros, zeros),
                               (rewards, dones, q_taken, values, traces), reverse=True)
     return targets
+
+
+def vtrace(rewards, dones, values, last_value, log_rhos, gamma: float, rho_bar: float = 1.0,
+           c_bar: float = 1.0, lam: float = 1.0):
+    r"""V-trace targets and policy-gradient advantages (Espeholt et al. 2018, eqs. 1 and 4),
+    time-major, of a trajectory from a behaviour policy \mu evaluated for a target policy \pi:
+
+        \rho_t = min(\bar\rho, \pi(a_t|x_t) / \mu(a_t|x_t)),   c_t = \lambda min(\bar c, \pi / \mu)
+        \delta_t V = \rho_t (r_t + \gamma (1 - d_t) V(x_{t+1}) - V(x_t))
+        v_t = V(x_t) + \delta_t V + \gamma (1 - d_t) c_t (v_{t+1} - V(x_{t+1})),
+        v_T = V(x_T) = ``last_value``
+        A_t = \rho_t (r_t + \gamma (1 - d_t) v_{t+1} - V(x_t))        (the actor's advantage)
+
+    (with \lambda < 1, A_t bootstraps from \lambda v_{t+1} + (1 - \lambda) V(x_{t+1}), as rlax does).
+
+    ``log_rhos`` is log \pi(a_t|x_t) - log \mu(a_t|x_t). ``dones[t]`` cuts the recursion where an
+    episode ended inside the trajectory, so nothing is bootstrapped across an episode's end; at a
+    truncation the caller adds \gamma V(final observation) to the reward
+    (``bootstrap_truncated``). Returns (v_t, A_t), both without gradient."""
+    dones = dones.astype(rewards.dtype)
+    rhos = jnp.exp(log_rhos)
+    clipped_rhos = jnp.minimum(rho_bar, rhos)
+    cs = lam * jnp.minimum(c_bar, rhos)
+    discounts = gamma * (1.0 - dones)
+    next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
+    deltas = clipped_rhos * (rewards + discounts * next_values - values)
+
+    def backward(acc, x):  # acc = v_{t+1} - V(x_{t+1})
+        delta, discount, c = x
+        acc = delta + discount * c * acc
+        return acc, acc
+
+    _, vs_minus_v = jax.lax.scan(backward, jnp.zeros_like(last_value), (deltas, discounts, cs),
+                                 reverse=True)
+    vs = vs_minus_v + values
+    # with lambda < 1 the bootstrap mixes v_{t+1} and V(x_{t+1}), as rlax does
+    next_vs = jnp.concatenate([lam * vs[1:] + (1 - lam) * values[1:], last_value[None]], axis=0)
+    advantages = clipped_rhos * (rewards + discounts * next_vs - values)
+    return jax.lax.stop_gradient(vs), jax.lax.stop_gradient(advantages)

@@ -26,6 +26,15 @@ early waits for the others); the steps inside episodes are the metric ``episode_
 Metrics per generation: best, mean and median fitness, the strategy's step size (``sigma``),
 and the mean policy's return.
 
+Restarts (``restart_patience`` > 0; Auger & Hansen 2005 restart CMA-ES for this): a search that
+stalls at a local optimum (on Pendulum, a policy that swings but does not balance) starts again
+from a fresh random network with its initial step size. The search's score is an exponential
+average of the population's median fitness, s_t = 0.9 s_{t-1} + 0.1 median_i F_i; when s has not
+passed its best of the current search for ``restart_patience`` generations, the search restarts.
+The policy the run gives (``params``, the curve's mean policy) is then the incumbent: the search
+mean at the generation with the best score of all searches so far. The population is the same
+size in every search (a growing one, IPOP, does not fit static shapes).
+
 A strategy supplies ``init(key, mean) -> state``, ``ask(key, state) -> (population [n, d],
 state)`` (CMA-ES refreshes its eigendecomposition there),
 ``tell(population, fitness, state) -> state`` (fitness to maximise; evosax minimises, so its
@@ -62,10 +71,13 @@ class EvolutionConfig:
     # state, drawn afresh each generation, so the ranking compares policies, not start states
     # (JAX-native environments only)
     common_starts: bool = False
+    # restart a search whose score has not improved for this many generations (0: never);
+    # Auger & Hansen 2005 (module docstring)
+    restart_patience: int = 0
 
     def __post_init__(self):
         cfg.positive(self, "population_size", "episodes_per_member")
-        cfg.non_negative(self, "num_envs")
+        cfg.non_negative(self, "num_envs", "restart_patience")
         check(self.population_size >= 2, "population_size must be at least 2")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
 
@@ -110,6 +122,59 @@ def evosax_strategy(es, params) -> Strategy:
             None, population, -fitness, state, params)[0],
         mean=lambda state: state.mean,
         sigma=lambda state: jnp.asarray(state.std, jnp.float32))
+
+
+class RestartState(NamedTuple):
+    search: Any  # the current search's strategy state
+    score: jax.Array  # s_t, the exponential average of the median fitness
+    search_best: jax.Array  # the best s_t of the current search
+    stale: jax.Array  # generations since s_t last passed search_best
+    incumbent: jax.Array  # the search mean at the best s_t of every search so far [d]
+    incumbent_score: jax.Array
+    restarts: jax.Array
+    key: jax.Array  # draws the fresh networks of the restarts
+
+
+SCORE_DECAY = 0.9
+
+
+def with_restarts(strategy: Strategy, patience: int,
+                  fresh_mean: Callable[[jax.Array], jax.Array]) -> Strategy:
+    """``strategy`` restarted from ``fresh_mean(key)`` (a random network's flat parameters)
+    whenever its score has not improved for ``patience`` generations (module docstring)."""
+
+    def init(key, mean):
+        first, key = jax.random.split(key)
+        return RestartState(strategy.init(first, mean), jnp.float32(-jnp.inf),
+                            jnp.float32(-jnp.inf), jnp.int32(0), mean, jnp.float32(-jnp.inf),
+                            jnp.int32(0), key)
+
+    def ask(key, state):
+        population, search = strategy.ask(key, state.search)
+        return population, state._replace(search=search)
+
+    def tell(population, fitness, state):
+        search = strategy.tell(population, fitness, state.search)
+        median = jnp.median(fitness)
+        score = jnp.where(jnp.isfinite(state.score),
+                          SCORE_DECAY * state.score + (1 - SCORE_DECAY) * median, median)
+        improved = score > state.search_best
+        stale = jnp.where(improved, 0, state.stale + 1)
+        best = score > state.incumbent_score
+        # the incumbent is the mean that was asked from, whose population earned this score
+        incumbent = jnp.where(best, strategy.mean(state.search), state.incumbent)
+        restart = stale >= patience
+        key, fresh_key, init_key = jax.random.split(state.key, 3)
+        fresh = strategy.init(init_key, fresh_mean(fresh_key))
+        search = jax.tree.map(lambda new, old: jnp.where(restart, new, old), fresh, search)
+        return RestartState(
+            search, jnp.where(restart, -jnp.inf, score),
+            jnp.where(restart, -jnp.inf, jnp.maximum(score, state.search_best)),
+            jnp.where(restart, 0, stale), incumbent,
+            jnp.maximum(score, state.incumbent_score), state.restarts + restart, key)
+
+    return Strategy(init, ask, tell, lambda state: state.incumbent,
+                    lambda state: strategy.sigma(state.search))
 
 
 class ObsStats(NamedTuple):
@@ -171,6 +236,10 @@ def make_evolution(config, env, total_steps: int,
     template = net.init(jax.random.PRNGKey(0), jnp.zeros(obs_shape))
     flat, unravel = ravel_pytree(template)
     strategy = make_strategy(flat.shape[0])
+    restart_patience = config.restart_patience
+    if restart_patience:
+        strategy = with_restarts(strategy, restart_patience, lambda key: ravel_pytree(
+            net.init(key, jnp.zeros(obs_shape)))[0])
     n, k = config.population_size, config.episodes_per_member
     slots = (n + 1) * k  # every member's episodes and the mean's
     batch = env.num_envs
@@ -272,6 +341,8 @@ def make_evolution(config, env, total_steps: int,
             "mean_policy_return": jnp.mean(mean_returns),
             "episode_steps": jnp.sum(lengths).astype(jnp.float32),
             "search_loss": -jnp.mean(fitness)}
+        if restart_patience:
+            metrics["restarts"] = new_strategy.restarts.astype(jnp.float32)
         return State(params, new_strategy, env_state, state.obs, key,
                      state.generation + 1), metrics
 
