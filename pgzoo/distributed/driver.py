@@ -50,7 +50,7 @@ ACTOR_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_paralleli
              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
-MAX_CONSECUTIVE_FAILURES = 5
+MAX_CONSECUTIVE_FAILURES = 10  # about 40 s of an actor restarting
 
 
 def import_ray():
@@ -86,6 +86,12 @@ class RolloutActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def node(self) -> str:
+        """The id of the Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def play(self, params, version: int):
         """One message made with ``params`` (learner version ``version``)."""
@@ -159,8 +165,14 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
             kwargs["address"] = ray_address
         else:
             kwargs.update(address="local", num_cpus=max(W + 1, os.cpu_count() or 1))
+        import logging
+        import warnings
+
+        logging.getLogger("ray").setLevel(logging.ERROR)
         try:
-            ray.init(**kwargs)
+            with warnings.catch_warnings():  # Ray forks its processes after JAX started threads
+                warnings.simplefilter("ignore", RuntimeWarning)
+                ray.init(**kwargs)
         except Exception as err:  # noqa: BLE001 - Ray raises many kinds; one line for the user
             raise PgzooError(f"could not start or join Ray ({ray_address or 'local'}): "
                              f"{str(err).splitlines()[0]}") from None
@@ -193,9 +205,11 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
         write_config(exp, run_dir, record, status, env_steps_done=max(saved, 0) * spu, **extra)
 
     failures = [0] * W  # consecutive lost messages per actor
+    retry_at: dict[int, float] = {}  # when to ask a restarting actor again
 
     def actor_error(err) -> str:
-        return str(getattr(err, "cause", None) or err).strip().splitlines()[-1][:300]
+        cause = err.cause if isinstance(err, ray.exceptions.RayTaskError) else err
+        return (str(cause).strip().splitlines() or [type(cause).__name__])[-1][:300]
 
     try:
         with signals.stop_at_chunk_end() as stop_requested:
@@ -207,21 +221,32 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
             pending = {actors[w].play.remote(current, version): w for w in range(W)}
             inbox: list = []
             while version < num_updates and stopped is None:
-                ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for w, at in list(retry_at.items()):
+                    if time.time() >= at:
+                        del retry_at[w]
+                        pending[actors[w].play.remote(current, version)] = w
+                ready, _ = ray.wait(list(pending), num_returns=1,
+                                    timeout=0.2 if retry_at else 1.0) if pending else ([], [])
                 if stop_requested.is_set():
                     raise KeyboardInterrupt
                 if not ready:
+                    if not pending:
+                        time.sleep(0.05)
                     continue
                 w = pending.pop(ready[0])
                 try:
                     inbox.append(ray.get(ready[0]))
                     failures[w] = 0
                 except ray.exceptions.RayActorError as err:
-                    # Ray restarts a dead actor's process; its message is lost
-                    restarts, failures[w] = restarts + 1, failures[w] + 1
+                    # Ray restarts a dead actor's process; its message is lost, and it is
+                    # asked again (with the newest parameters) once it is back
+                    restarts += failures[w] == 0
+                    failures[w] += 1
                     if failures[w] > MAX_CONSECUTIVE_FAILURES:
-                        raise RunFailed(f"actor {w} died {failures[w]} times in a row: "
+                        raise RunFailed(f"actor {w} could not be restarted: "
                                         f"{actor_error(err)}") from None
+                    retry_at[w] = time.time() + min(0.25 * 2 ** failures[w], 5.0)
+                    continue
                 except ray.exceptions.RayTaskError as err:
                     raise RunFailed(f"actor {w} failed: {actor_error(err)}") from None
                 if len(inbox) == B:

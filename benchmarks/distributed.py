@@ -1,0 +1,93 @@
+"""Actor-learner methods on Ray (issue 17): IMPALA and A3C with 2 Ray actors.
+
+    python benchmarks/distributed.py                      # every experiment below
+    python benchmarks/distributed.py impala_cartpole a3c_cartpole
+
+Each experiment runs `pgzoo train ALGO --env ENV --steps N --seed S` (the ray driver, the
+package's preset where there is one) for S = 0, 1, 2 one after another, and records the final
+training return, the evaluation, the steps to the target and the staleness of the messages.
+Results go to docs/benchmarks/distributed.json, curves and staleness plots to docs/benchmarks/.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from common import DOCS, OUT, final_return, machine, steps_to_threshold
+
+from pgzoo.run.rundir import read_metrics
+
+EXPERIMENTS = {  # name: (algo, env, steps, extra CLI arguments, target)
+    "impala_cartpole": ("impala", "CartPole-v1", 2_000_000, [], 475.0),
+    "a3c_cartpole": ("a3c", "CartPole-v1", 2_000_000, [], 475.0),
+    "impala_acrobot": ("impala", "Acrobot-v1", 2_000_000, [], -100.0),
+    "a3c_acrobot": ("a3c", "Acrobot-v1", 2_000_000, [], -100.0),
+    "impala_cartpole_bridge": ("impala", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
+    "a3c_cartpole_bridge": ("a3c", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
+}
+SEEDS = (0, 1, 2)
+RESULTS = DOCS / "distributed.json"
+
+
+def run(name: str) -> dict:
+    algo, env, steps, extra, target = EXPERIMENTS[name]
+    out: dict = {"algo": algo, "env": env, "steps": steps, "target": target, "seeds": {},
+                 "command": f"pgzoo train {algo} --env {env} --steps {steps} --seed S "
+                            + " ".join(extra)}
+    curves = []
+    for seed in SEEDS:
+        run_dir = OUT / f"{name}-{seed}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        t0 = time.time()
+        subprocess.run(["pgzoo", "train", algo, "--env", env, "--steps", str(steps), "--seed",
+                        str(seed), "--run-dir", str(run_dir), "--no-progress", *extra],
+                       check=True)
+        wall = time.time() - t0
+        rows = read_metrics(run_dir)
+        evaluation = json.loads((run_dir / "eval.json").read_text())
+        stale = np.array([r["staleness"] for r in rows])
+        out["seeds"][seed] = {
+            "final_return": final_return(run_dir), "eval": evaluation["mean_return"],
+            "steps_to_target": steps_to_threshold(run_dir, 0, target),
+            "staleness_mean": float(stale.mean()),
+            "staleness_max": float(max(r["staleness_max"] for r in rows)),
+            "wall_time_s": round(wall, 1)}
+        curves.append(rows)
+        print(name, seed, out["seeds"][seed], flush=True)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for seed, rows in zip(SEEDS, curves):
+        done = [r for r in rows if r["episodes"]]
+        ax.plot([r["env_steps"] for r in done], [r["episode_return"] for r in done],
+                label=f"seed {seed}", lw=0.8)
+        bx.plot([r["env_steps"] for r in rows], np.convolve(
+            [r["staleness"] for r in rows], np.ones(50) / 50, "same"), label=f"seed {seed}",
+            lw=0.8)
+    ax.axhline(target, color="k", ls=":", lw=0.8)
+    ax.set(xlabel="environment steps", ylabel="training episode return", title=f"{algo} {env}")
+    bx.set(xlabel="environment steps", ylabel="staleness (versions, mean of 50 updates)",
+           title="policy versions behind the learner")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(DOCS / f"{name}.png", dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(names: list[str]) -> None:
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["machine"] = machine()
+    for name in names or list(EXPERIMENTS):
+        results[name] = run(name)
+        RESULTS.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
