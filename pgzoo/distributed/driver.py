@@ -159,16 +159,16 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
 
     started_ray = False
     if not ray.is_initialized():
+        import logging
+
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                  "configure_logging": False}
+                                  "logging_level": logging.ERROR}
         if ray_address:
             kwargs["address"] = ray_address
         else:
             kwargs.update(address="local", num_cpus=max(W + 1, os.cpu_count() or 1))
-        import logging
         import warnings
 
-        logging.getLogger("ray").setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():  # Ray forks its processes after JAX started threads
                 warnings.simplefilter("ignore", RuntimeWarning)
