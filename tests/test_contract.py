@@ -59,6 +59,8 @@ SMALL = {
     "acer": dict(num_envs=2, num_steps=4, buffer_rollouts=4, replay_start=1, replay_ratio=2.0,
                  hidden_sizes=(8,)),
     "a3c": dict(num_actors=2, envs_per_actor=2, unroll_length=4, hidden_sizes=(8,)),
+    "dppo": dict(num_actors=2, envs_per_actor=2, unroll_length=4, update_iterations=2,
+                 hidden_sizes=(8,)),
     "impala": dict(num_actors=2, envs_per_actor=2, unroll_length=4, hidden_sizes=(8,)),
     "svpg": dict(num_particles=2, num_envs=2, num_steps=4, hidden_sizes=(8,)),
 }

@@ -85,6 +85,10 @@ class ActorLearner(NamedTuple):
     envs_per_actor: int
     unroll_length: int
     messages_per_update: int
+    reuse: int = 1  # messages an actor makes from one trajectory, each with newer parameters
+    # messages made with parameters more than this many versions old are dropped (None: never;
+    # 0: synchronous, as distributed PPO's learner waits for fresh gradients)
+    max_staleness: int | None = None
 
 
 class Agent(NamedTuple):

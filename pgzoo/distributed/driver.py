@@ -50,6 +50,7 @@ ACTOR_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_paralleli
              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 
+PLAYED = "env_steps_played"  # in an actor's sums: the steps of a new trajectory (0 on reuse)
 MAX_CONSECUTIVE_FAILURES = 10  # about 40 s of an actor restarting
 
 
@@ -79,6 +80,9 @@ class RolloutActor:
         al = algorithm.make(config, env, total_steps).actor_learner
         self._unroll = jax.jit(lambda params, env_state, obs, key: unroll(
             al, env, params, env_state, obs, key))
+        self._message = jax.jit(al.message)
+        self._reuse, self._uses, self._kept = al.reuse, 0, None
+        self._steps = al.envs_per_actor * al.unroll_length
         self._env = env
         env_key, self._key = jax.random.split(jax.random.PRNGKey(seed))
         self._env_state, ts = env.reset(env_key)
@@ -94,14 +98,21 @@ class RolloutActor:
         return ray.get_runtime_context().get_node_id()
 
     def play(self, params, version: int):
-        """One message made with ``params`` (learner version ``version``)."""
-        self._key, key = jax.random.split(self._key)
-        self._env_state, self._obs, message, sums = self._unroll(params, self._env_state,
-                                                                 self._obs, key)
-        error = self._env.host_error()
-        if error is not None:
-            raise RuntimeError(f"the environment failed: {error}")
-        return jax.device_get(message), {k: float(v) for k, v in sums.items()}, version
+        """One message made with ``params`` (learner version ``version``): from a new
+        trajectory, or from the last one while it has been used fewer than ``reuse`` times."""
+        sums = dict.fromkeys((*EPISODE_SUMS, PLAYED), 0.0)
+        if self._uses % self._reuse == 0:
+            self._key, key = jax.random.split(self._key)
+            self._env_state, self._obs, traj, new_sums = self._unroll(
+                params, self._env_state, self._obs, key)
+            error = self._env.host_error()
+            if error is not None:
+                raise RuntimeError(f"the environment failed: {error}")
+            self._kept, sums = traj, {k: float(v) for k, v in new_sums.items()}
+            sums[PLAYED] = float(self._steps)
+        self._uses += 1
+        message = self._message(params, self._kept, self._obs)
+        return jax.device_get(message), sums, version
 
 
 def _stack(messages: list):
@@ -128,10 +139,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
         raise PgzooError("--eval-every is not available with the ray driver yet; the final "
                          "evaluation runs as for every run")
     W, B = al.num_actors, al.messages_per_update
-    spm = al.envs_per_actor * al.unroll_length  # environment steps in one message
-    spu = B * spm  # per update
-    num_updates = exp.total_steps // spu
-    if num_updates < 1:
+    spt = al.envs_per_actor * al.unroll_length  # environment steps in one trajectory
+    spu = B * spt // al.reuse  # per update, when no message is dropped
+    if exp.total_steps < spu:
         raise PgzooError(f"total_steps must be at least one update ({spu} steps with this "
                          f"config), got {exp.total_steps}")
     rundir.safe_dir(run_dir)
@@ -147,15 +157,16 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                               actor_versions=jnp.full(W, version, jnp.int32))
         return jax.tree.map(lambda x: x[None], state) if exp.vmapped else state
 
-    version, elapsed_before = 0, 0.0
+    version, steps, elapsed_before = 0, 0, 0.0  # updates, environment steps played, seconds
     if resume and (ckpt_dir / checkpoint.FILENAME).exists():
         state, meta = checkpoint.load(ckpt_dir, exp.template())
         learner = exp.member_state(state, 0).learner
         version, elapsed_before = int(meta["iteration"]), float(meta.get("wall_time", 0.0))
+        steps = int(meta.get("env_steps", version * spu))
     else:
         learner = al.learner_init(jax.random.PRNGKey(exp.seed))
     record = {**record, "driver": "ray", "num_actors": W}
-    write_config(exp, run_dir, record, "running", env_steps_done=version * spu)
+    write_config(exp, run_dir, record, "running", env_steps_done=steps)
 
     started_ray = False
     if not ray.is_initialized():
@@ -187,22 +198,27 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
         al.envs_per_actor) for w in range(W)]
     learn = jax.jit(al.learn)
     log = None
-    bar = Progress(num_updates * spu, progress, f"{exp.algo} {exp.env_spec} ({W} Ray actors)")
-    bar.update(version * spu, None, None)
+    bar = Progress(exp.total_steps, progress, f"{exp.algo} {exp.env_spec} ({W} Ray actors)")
+    bar.update(steps, None, None)
     start, last_ckpt, saved = time.time(), time.time(), version if resume else -1
-    restarts, stopped = 0, None
+    saved_steps = steps
+    restarts, dropped, stopped = 0, 0, None
+    carried = dict.fromkeys(EPISODE_SUMS, 0.0)  # episode sums of dropped messages
+    arrived = 0.0  # environment steps of the messages since the last update
+    # synchronous (distributed PPO): an actor whose message is in the inbox waits for the update
+    synchronous, waiting = al.max_staleness is not None, []
 
     def weights():
         return ray.put(jax.device_get(learner.params))
 
     def save(status: str, **extra):
-        nonlocal saved, last_ckpt
+        nonlocal saved, saved_steps, last_ckpt
         if version != saved:
             checkpoint.save(ckpt_dir, to_state(learner), {
-                "iteration": version, "env_steps": version * spu, "vmapped": exp.vmapped,
+                "iteration": version, "env_steps": steps, "vmapped": exp.vmapped,
                 "wall_time": elapsed_before + time.time() - start})
-            saved, last_ckpt = version, time.time()
-        write_config(exp, run_dir, record, status, env_steps_done=max(saved, 0) * spu, **extra)
+            saved, saved_steps, last_ckpt = version, steps, time.time()
+        write_config(exp, run_dir, record, status, env_steps_done=saved_steps, **extra)
 
     failures = [0] * W  # consecutive lost messages per actor
     retry_at: dict[int, float] = {}  # when to ask a restarting actor again
@@ -220,7 +236,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
             current = weights()
             pending = {actors[w].play.remote(current, version): w for w in range(W)}
             inbox: list = []
-            while version < num_updates and stopped is None:
+            while steps + spu <= exp.total_steps and stopped is None:
                 for w, at in list(retry_at.items()):
                     if time.time() >= at:
                         del retry_at[w]
@@ -234,9 +250,19 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                         time.sleep(0.05)
                     continue
                 w = pending.pop(ready[0])
+                accepted = False
                 try:
-                    inbox.append(ray.get(ready[0]))
+                    received = ray.get(ready[0])
                     failures[w] = 0
+                    arrived += received[1][PLAYED]
+                    if al.max_staleness is not None and version - received[2] > al.max_staleness:
+                        dropped += 1  # too old for a synchronous update: asked again below
+                        sums_dropped = received[1]
+                        for k in EPISODE_SUMS:  # its episodes happened all the same
+                            carried[k] += sums_dropped[k]
+                    else:
+                        inbox.append(received)
+                        accepted = True
                 except ray.exceptions.RayActorError as err:
                     # Ray restarts a dead actor's process; its message is lost, and it is
                     # asked again (with the newest parameters) once it is back
@@ -259,30 +285,38 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                         raise RunFailed(f"training diverged: {bad} is {metrics[bad]} at update "
                                         f"{version + 1}")
                     stale = [version - v for _, _, v in inbox]
-                    sums = {k: sum(s[k] for _, s, _ in inbox) for k in EPISODE_SUMS}
-                    version += 1
+                    sums = {k: carried[k] + sum(s[k] for _, s, _ in inbox) for k in EPISODE_SUMS}
+                    carried = dict.fromkeys(EPISODE_SUMS, 0.0)
+                    version, steps, arrived = version + 1, steps + int(arrived), 0
                     episodes = sums[EPISODES]
-                    row = {"iteration": version, "seed": 0, "env_steps": version * spu,
+                    row = {"iteration": version, "seed": 0, "env_steps": steps,
                            "episodes": int(episodes),
                            "episode_return": sums[EPISODE_RETURN_SUM] / episodes if episodes else "",
                            "episode_length": sums[EPISODE_LENGTH_SUM] / episodes if episodes else "",
                            **metrics, STALENESS: float(np.mean(stale)),
                            "staleness_max": float(max(stale)), "actor_restarts": restarts,
+                           "dropped_messages": dropped,
                            "wall_time": round(elapsed_before + time.time() - start, 3)}
                     if log is None:
                         log = rundir.MetricsLog(run_dir, list(row), 1, tensorboard,
                                                 keep_until_iteration=version - 1, wandb=wandb)
                     log.write([row])
-                    bar.update(version * spu, spu / max(time.time() - t0, 1e-6), [row])
+                    bar.update(steps, spu / max(time.time() - t0, 1e-6), [row])
                     inbox = []
                     current = weights()
                     if callback is not None and callback(
-                            {"iteration": version, "env_steps": version * spu, "rows": [row],
+                            {"iteration": version, "env_steps": steps, "rows": [row],
                              "run_dir": run_dir, "actors": actors}) is False:
                         stopped = f"the callback stopped the run at update {version}"
                     if time.time() - last_ckpt >= checkpoint_interval:
                         save("running")
-                pending[actors[w].play.remote(current, version)] = w
+                    for idle in waiting:  # synchronous: they waited for these parameters
+                        pending[actors[idle].play.remote(current, version)] = idle
+                    waiting = []
+                if synchronous and accepted and inbox:
+                    waiting.append(w)  # its message waits in the inbox for the update; so does it
+                else:
+                    pending[actors[w].play.remote(current, version)] = w
     except KeyboardInterrupt:
         save("interrupted")
         raise Interrupted(run_dir) from None
@@ -304,7 +338,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
             ray.shutdown()
 
     save("finished", **({"stopped_early": stopped} if stopped else {}))
-    summary: dict[str, Any] = {"iteration": version, "env_steps": version * spu,
+    summary: dict[str, Any] = {"iteration": version, "env_steps": steps,
                                "wall_time": elapsed_before + time.time() - start,
                                "actor_restarts": restarts}
     if stopped:

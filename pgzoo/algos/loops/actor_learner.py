@@ -10,7 +10,9 @@ version v_w. One State step is one round:
    updates); a message made with version v_w and used at learner version u is u - v_w
    versions stale (the metric ``staleness``);
 3. every actor receives the learner's new parameters, or, with ``lag``, those it had before the
-   round (actors that played while the learner learned).
+   round (actors that played while the learner learned). With ``reuse`` = M > 1 (distributed
+   PPO) steps 2 and 3 repeat M times on the round's trajectories, each message made with the
+   newest parameters.
 
 With B = 1 (A3C) the messages of one round are applied to parameters newer than those they were
 computed with, as asynchronous workers' are: actor w's is w versions stale. IMPALA (B = W,
@@ -48,11 +50,12 @@ class State(NamedTuple):
 
 
 def unroll(al: ActorLearner, env, params, env_state, obs, key):
-    """One actor's part: ``unroll_length`` steps of its environments acting with ``params``,
-    then its message. Returns (env_state, obs, message, episode sums)."""
+    """One actor's part: ``unroll_length`` steps of its environments acting with ``params``.
+    Returns (env_state, obs, the trajectory, its episode sums); ``al.message(params, trajectory,
+    obs)`` makes the message (``al.reuse`` times from one trajectory)."""
     env_state, last_obs, traj = rollout(env, env_state, obs, key,
                                         lambda o, k: al.act(params, o, k), al.unroll_length)
-    return env_state, last_obs, al.message(params, traj, last_obs), episode_metrics(traj.info)
+    return env_state, last_obs, traj, episode_metrics(traj.info)
 
 
 def make_actor_learner(al: ActorLearner, env, lag: bool = False) -> Agent:
@@ -92,8 +95,6 @@ def make_actor_learner(al: ActorLearner, env, lag: bool = False) -> Agent:
         # [T, W E, ...] -> [W, T, E, ...]: each actor's trajectory
         per_actor = jax.tree.map(lambda x: jnp.swapaxes(x.reshape((T, W, E) + x.shape[2:]), 0, 1),
                                  traj)
-        messages = jax.vmap(al.message)(state.actor_params, per_actor, by_actor(last_obs))
-
         def update(carry, group):
             learner, version = carry
             batch, made_with = group
@@ -101,9 +102,20 @@ def make_actor_learner(al: ActorLearner, env, lag: bool = False) -> Agent:
             metrics[STALENESS] = jnp.mean(version - made_with).astype(jnp.float32)
             return (learner, version + 1), metrics
 
-        groups = jax.tree.map(lambda x: x.reshape((W // B, B) + x.shape[1:]),
-                              (messages, state.actor_versions))
-        (learner, version), metrics = jax.lax.scan(update, (state.learner, state.version), groups)
+        def one_use(carry, _):
+            """Every actor's message from the round's trajectories, with the parameters it
+            holds; the learner's W / B updates; the actors receive the new parameters."""
+            learner, version, actor_params, actor_versions = carry
+            messages = jax.vmap(al.message)(actor_params, per_actor, by_actor(last_obs))
+            groups = jax.tree.map(lambda x: x.reshape((W // B, B) + x.shape[1:]),
+                                  (messages, actor_versions))
+            (learner, version), metrics = jax.lax.scan(update, (learner, version), groups)
+            actor_params = jax.tree.map(lambda x: jnp.stack([x] * W), learner.params)
+            return (learner, version, actor_params, jnp.full(W, version)), metrics
+
+        (learner, version, _, _), metrics = jax.lax.scan(
+            one_use, (state.learner, state.version, state.actor_params, state.actor_versions),
+            None, length=al.reuse)
         metrics = {k: jnp.mean(v) for k, v in metrics.items()}
         metrics.update(episode_metrics(traj.info))
         sent, sent_version = ((state.learner.params, state.version) if lag
