@@ -53,3 +53,10 @@ def test_learns_cartpole_compiled(algo, steps, bar, tmp_path):
     _, summary = trainer.train(exp, tmp_path, progress=None, tensorboard=False,
                                eval_episodes=10)
     assert summary["eval"]["mean_return"] >= bar, summary["eval"]
+
+
+def test_dppo_reuses_each_trajectory_for_m_updates():
+    state, stale = metrics_of_steps("dppo", 2, num_actors=2, envs_per_actor=2, unroll_length=8,
+                                    update_iterations=3)
+    assert stale == [0.0, 0.0]  # synchronous: every gradient made with the current parameters
+    assert int(state.version) == 2 * 3

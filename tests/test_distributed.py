@@ -180,3 +180,15 @@ def test_drivers_are_checked(tmp_path):
     with pytest.raises(PgzooError, match="--ray-address needs the ray driver"):
         pgzoo.train("ppo", total_steps=2048, ray_address="auto", run_dir=tmp_path / "c",
                     **CARTPOLE)
+
+
+def test_distributed_ppo_updates_synchronously(local_ray, tmp_path):
+    """DPPO's learner averages the gradients of both workers made with its current parameters:
+    nothing is stale, nothing is dropped, and each trajectory gives M = 3 updates."""
+    run = pgzoo.train("dppo", total_steps=2 * 2 * 2 * 32 * 3, run_dir=tmp_path / "run",
+                      envs_per_actor=2, unroll_length=32, update_iterations=3, **CARTPOLE)
+    table = rows(run.run_dir)
+    assert len(table) == 6 * 3  # six rounds of two trajectories, three updates each
+    assert {float(r["staleness"]) for r in table} == {0.0}
+    assert int(table[-1]["dropped_messages"]) == 0
+    assert int(table[-1]["env_steps"]) == 6 * 2 * 2 * 32

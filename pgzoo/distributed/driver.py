@@ -141,7 +141,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
     W, B = al.num_actors, al.messages_per_update
     spt = al.envs_per_actor * al.unroll_length  # environment steps in one trajectory
     spu = B * spt // al.reuse  # per update, when no message is dropped
-    if exp.total_steps < spu:
+    # the budget: the updates whose messages come from total_steps steps (without drops)
+    max_updates = exp.total_steps * al.reuse // (B * spt)
+    if max_updates < 1:
         raise PgzooError(f"total_steps must be at least one update ({spu} steps with this "
                          f"config), got {exp.total_steps}")
     rundir.safe_dir(run_dir)
@@ -236,7 +238,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
             current = weights()
             pending = {actors[w].play.remote(current, version): w for w in range(W)}
             inbox: list = []
-            while steps + spu <= exp.total_steps and stopped is None:
+            while version < max_updates and stopped is None:
                 for w, at in list(retry_at.items()):
                     if time.time() >= at:
                         del retry_at[w]
