@@ -168,3 +168,30 @@ def test_common_starts_give_every_member_the_same_start_state():
     assert fitness[False][0] != fitness[False][1]
     with pytest.raises(PgzooError, match="JAX-native"):
         build("cma_es", "gymnasium:CartPole-v1", overrides={"common_starts": True})
+
+
+def test_a_stalled_search_restarts_from_a_fresh_mean_and_keeps_the_incumbent():
+    """with_restarts: a search whose score (an average of the median fitness) has not improved
+    for ``patience`` generations starts again from ``fresh_mean(key)``; the mean it reports is
+    the search mean of the best score so far."""
+    import jax.numpy as jnp
+
+    from pgzoo.algos.loops.evolution import Strategy, with_restarts
+
+    base = Strategy(init=lambda key, mean: {"mean": mean, "age": jnp.int32(0)},
+                    ask=lambda key, s: (jnp.stack([s["mean"]] * 4), s),
+                    tell=lambda pop, fit, s: {"mean": s["mean"] + 1.0, "age": s["age"] + 1},
+                    mean=lambda s: s["mean"], sigma=lambda s: jnp.float32(1.0))
+    fresh = jnp.full(2, -7.0)
+    strategy = with_restarts(base, 3, lambda key: fresh)
+    state = strategy.init(jax.random.PRNGKey(0), jnp.zeros(2))
+    fitness = [5.0, 4.0, 3.0, 2.0, 1.0]  # the best generation is the first
+    for f in fitness:
+        population, state = strategy.ask(jax.random.PRNGKey(1), state)
+        state = strategy.tell(population, jnp.full(4, f), state)
+    # generations 2, 3, 4 did not beat generation 1's score: restart after the fourth
+    assert int(state.restarts) == 1
+    np.testing.assert_array_equal(strategy.mean(state), jnp.zeros(2))  # the incumbent
+    # the restarted search began at the fresh mean and has had one tell since
+    np.testing.assert_array_equal(state.search["mean"], fresh + 1.0)
+    assert int(state.search["age"]) == 1
