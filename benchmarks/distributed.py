@@ -30,6 +30,7 @@ EXPERIMENTS = {  # name: (algo, env, steps, extra CLI arguments, target)
     "a3c_cartpole": ("a3c", "CartPole-v1", 2_000_000, [], 475.0),
     "impala_acrobot": ("impala", "Acrobot-v1", 2_000_000, [], -100.0),
     "a3c_acrobot": ("a3c", "Acrobot-v1", 2_000_000, [], -100.0),
+    "dppo_cartpole": ("dppo", "CartPole-v1", 500_000, [], 475.0),
     "impala_cartpole_bridge": ("impala", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
     "a3c_cartpole_bridge": ("a3c", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
 }
@@ -81,11 +82,45 @@ def run(name: str) -> dict:
     return out
 
 
+def throughput(run_dir) -> float:
+    """Environment steps per second from the first update to the last (start-up excluded)."""
+    rows = read_metrics(run_dir)
+    first, last = rows[0], rows[-1]
+    return (last["env_steps"] - first["env_steps"]) / (last["wall_time"] - first["wall_time"])
+
+
+def scaling(steps: int = 40_000) -> dict:
+    """IMPALA on slow_env:SlowCartPole (about 1 ms of CPU per environment step) with 1 and 2
+    Ray actors, beside the single-process run of the same algorithm (--driver compiled, the 2
+    actors' environments stepped one after another in one process)."""
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(OUT.parent)}  # slow_env.py, for the actors too
+    out: dict = {"env": "slow_env:SlowCartPole", "steps": steps, "runs": {}}
+    for label, args in (("compiled, 2 actors in one process", ["--driver", "compiled"]),
+                        ("ray, 1 actor", ["--set", "num_actors=1", "--set",
+                                          "messages_per_update=1"]),
+                        ("ray, 2 actors", [])):
+        run_dir = OUT / f"scaling-{label.replace(' ', '_').replace(',', '')}"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        command = ["pgzoo", "train", "impala", "--env", "slow_env:SlowCartPole", "--steps",
+                   str(steps), "--run-dir", str(run_dir), "--no-progress", "--eval-episodes",
+                   "0", *args]
+        subprocess.run(command, check=True, env=env)
+        out["runs"][label] = {"steps_per_second": round(throughput(run_dir), 1),
+                              "command": " ".join(command[:-4 - len(args)] + args)}
+        print(label, out["runs"][label], flush=True)
+    one = out["runs"]["ray, 1 actor"]["steps_per_second"]
+    two = out["runs"]["ray, 2 actors"]["steps_per_second"]
+    out["efficiency_per_actor_2"] = round(two / one / 2, 3)
+    return out
+
+
 def main(names: list[str]) -> None:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results["machine"] = machine()
-    for name in names or list(EXPERIMENTS):
-        results[name] = run(name)
+    for name in names or [*EXPERIMENTS, "scaling"]:
+        results[name] = scaling() if name == "scaling" else run(name)
         RESULTS.write_text(json.dumps(results, indent=1))
 
 

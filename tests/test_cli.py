@@ -26,7 +26,7 @@ def one_line_error(capsys, argv, fragment):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "nope"], "unknown algorithm 'nope'; valid: reinforce, actor_critic, a2c, vpg, ppo"),
-    (["train", "impala"], "impala is planned"),
+    (["train", "maddpg"], "maddpg is planned"),
     (["train", "ppo", "--env", "NoSuchEnv-v9"], "unknown environment 'NoSuchEnv-v9'"),
     (["train", "ppo", "--set", "lr=0.1"], "unknown config key 'lr' for ppo; valid keys: num_envs"),
     (["train", "ppo", "--set", "learning_rate=fast"], "learning_rate must be a number"),

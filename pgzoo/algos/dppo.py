@@ -1,5 +1,7 @@
-r"""Distributed PPO (Heess et al. 2017, "Emergence of locomotion behaviours in rich
-environments", Algorithm 1 and the supplement's DPPO).
+r"""DPPO: distributed PPO (Heess et al. 2017), synchronous KL-penalised gradients of W workers.
+
+Heess et al. 2017, "Emergence of locomotion behaviours in rich environments", Algorithm 1 and
+the supplement's DPPO.
 
 W workers each play T = ``unroll_length`` steps with \pi_{old} = \pi_\theta, estimate advantages
 with GAE(\gamma, \lambda) and the value V_\phi at collection, and then for M = ``update_iterations``
