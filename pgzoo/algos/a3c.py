@@ -10,7 +10,8 @@ n-step actor-critic gradient (Algorithm S3)
 
 (cut at terminations, bootstrapped from V(s_final) at time-limit truncations). The learner
 applies each gradient as it arrives, with RMSProp whose statistics g are shared by all workers
-(the paper's "shared RMSProp"), \theta <- \theta - \eta d\theta / \sqrt{g + \epsilon}, and sends
+(the paper's "shared RMSProp"), \theta <- \theta - \eta d\theta / (\sqrt{g} + \epsilon) (PyTorch's and
+SB3's placement of \epsilon; the paper's TF form has it inside the root), and sends
 the new parameters back to that worker alone (``learn``). A gradient is thus applied to
 parameters newer than those it was computed with: the metric ``staleness`` counts by how many
 updates.

@@ -19,8 +19,12 @@ each M iterations it adapts \lambda from the KL d of the last ones:
     \lambda <- \alpha \lambda  if d > \beta_{high} KL_{target};   \lambda <- \lambda / \alpha  if d < \beta_{low} KL_{target}
 
 with \alpha = 1.5, \beta_{high} = 2, \beta_{low} = 0.5 (Heess et al.). Policy and baseline are
-separate networks updated together (M = B iterations). Not built: the paper's hinge penalty on a
-KL far above target, and observation statistics shared between workers.
+separate networks updated together (M = B iterations). Two departures: a worker measures the
+KL with the parameters it holds, so the d of the M-th update is KL[\pi_{old} | \pi] after M - 1
+updates, one update short of Algorithm 1's; and the GAE bootstrap values at the rollout's end and
+at truncations are recomputed with the newest baseline at each use. Not built: the hinge penalty
+on a KL far above target, the worker's early stop at KL > 4 KL_target, and observation
+statistics shared between workers.
 
 ``pgzoo train dppo`` runs the workers as Ray processes (``pgzoo.distributed``); ``--driver
 compiled`` runs them as slices of one compiled batch.

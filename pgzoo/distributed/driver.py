@@ -65,8 +65,8 @@ def import_ray():
 class RolloutActor:
     """One actor process: its environments and the jitted actor side of the algorithm."""
 
-    def __init__(self, algo: str, env_spec: str, config: dict, total_steps: int, seed: int,
-                 envs_per_actor: int):
+    def __init__(self, algo: str, env_spec: str, config: dict, total_steps: int,
+                 seed: tuple[int, int, int], envs_per_actor: int):
         from pgzoo import algos, envs
         from pgzoo.algos.loops.actor_learner import unroll
         from pgzoo.core import config as cfg
@@ -84,7 +84,9 @@ class RolloutActor:
         self._reuse, self._uses, self._kept = al.reuse, 0, None
         self._steps = al.envs_per_actor * al.unroll_length
         self._env = env
-        env_key, self._key = jax.random.split(jax.random.PRNGKey(seed))
+        run_seed, index, version = seed
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(run_seed), index), version)
+        env_key, self._key = jax.random.split(key)
         self._env_state, ts = env.reset(env_key)
         self._obs = ts.obs
 
@@ -194,9 +196,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
     from pgzoo.core.config import to_dict
 
     config = to_dict(exp.config)
-    # actor w of a run with seed s and resumed at update u plays with seed s * 1000 + w + u
+    # actor w of a run with seed s, started or resumed at update u: key (s, w, u)
     actors = [remote.options(runtime_env={"env_vars": ACTOR_ENV}).remote(
-        exp.algo, exp.env_spec, config, exp.total_steps, exp.seed * 1000 + w + version,
+        exp.algo, exp.env_spec, config, exp.total_steps, (exp.seed, w, version),
         al.envs_per_actor) for w in range(W)]
     learn = jax.jit(al.learn)
     log = None
@@ -208,7 +210,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
     carried = dict.fromkeys(EPISODE_SUMS, 0.0)  # episode sums of dropped messages
     arrived = 0.0  # environment steps of the messages since the last update
     # synchronous (distributed PPO): an actor whose message is in the inbox waits for the update
-    synchronous, waiting = al.max_staleness is not None, []
+    synchronous, waiting = al.max_staleness == 0, []
 
     def weights():
         return ray.put(jax.device_get(learner.params))
@@ -280,7 +282,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                 if len(inbox) == B:
                     t0 = time.time()
                     batch = _stack([m for m, _, _ in inbox])
-                    learner, metrics = learn(learner, batch)
+                    updated, metrics = learn(learner, batch)
                     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                     if not all(math.isfinite(v) for v in metrics.values()):
                         bad = next(k for k, v in metrics.items() if not math.isfinite(v))
@@ -289,7 +291,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                     stale = [version - v for _, _, v in inbox]
                     sums = {k: carried[k] + sum(s[k] for _, s, _ in inbox) for k in EPISODE_SUMS}
                     carried = dict.fromkeys(EPISODE_SUMS, 0.0)
-                    version, steps, arrived = version + 1, steps + int(arrived), 0
+                    # one statement: a checkpoint never pairs the new learner with the old count
+                    learner, version, steps, arrived = updated, version + 1, steps + int(arrived), 0
                     episodes = sums[EPISODES]
                     row = {"iteration": version, "seed": 0, "env_steps": steps,
                            "episodes": int(episodes),

@@ -64,6 +64,10 @@ def make_actor_learner(al: ActorLearner, env, lag: bool = False) -> Agent:
     as actors that played while the learner was learning do."""
     W, E, T, B = al.num_actors, al.envs_per_actor, al.unroll_length, al.messages_per_update
     check(W % B == 0, f"num_actors ({W}) must be a multiple of the messages per update ({B})")
+    # a synchronous learner drops the stragglers' gradients, which one compiled round has none of
+    check(al.max_staleness != 0 or B == W, f"the compiled form of a synchronous algorithm uses "
+          f"every actor's message (messages_per_update = num_actors = {W}); waiting for the "
+          f"first {B} of them needs the ray driver")
 
     def by_actor(x):
         """[W E, ...] -> [W, E, ...]"""
