@@ -162,7 +162,7 @@ def env_needs(config: Config) -> EnvNeeds:
 
 ALGORITHM = Algorithm(
     name="dppo", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
-    action_spaces=("discrete", "continuous"),
+    action_spaces=("discrete",),  # continuous: not yet shown to learn
     default_budget=500_000,  # the CartPole budget
     driver="ray",
     env_needs=env_needs,

@@ -150,7 +150,7 @@ def env_needs(config: Config) -> EnvNeeds:
 
 ALGORITHM = Algorithm(
     name="impala", config=Config, make=make, summary=__doc__.strip().splitlines()[0],
-    action_spaces=("discrete", "continuous"),
+    action_spaces=("discrete",),  # continuous: not yet shown to learn
     default_budget=2_000_000,  # the CartPole budget (RLlib's tuned example: 450 in 2M)
     driver="ray",
     env_needs=env_needs,
