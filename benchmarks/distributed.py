@@ -1,4 +1,4 @@
-"""Actor-learner methods on Ray (issue 17): IMPALA and A3C with 2 Ray actors.
+"""Actor-learner methods on Ray (issue 17): IMPALA, A3C, DPPO and D4PG with 2 Ray actors.
 
     python benchmarks/distributed.py                      # every experiment below
     python benchmarks/distributed.py impala_cartpole a3c_cartpole
@@ -33,6 +33,9 @@ EXPERIMENTS = {  # name: (algo, env, steps, extra CLI arguments, target)
     "dppo_cartpole": ("dppo", "CartPole-v1", 500_000, [], 475.0),
     "impala_cartpole_bridge": ("impala", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
     "a3c_cartpole_bridge": ("a3c", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
+    # D4PG's K = 2 actor processes feeding the learner's replay
+    "d4pg_pendulum_2actors": ("d4pg", "Pendulum-v1", 30_000,
+                              ["--driver", "ray", "--set", "num_actors=2"], -200.0),
 }
 SEEDS = (0, 1, 2)
 RESULTS = DOCS / "distributed.json"
@@ -117,10 +120,12 @@ def scaling(steps: int = 40_000) -> dict:
 
 
 def main(names: list[str]) -> None:
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["machine"] = machine()
     for name in names or [*EXPERIMENTS, "scaling"]:
-        results[name] = scaling() if name == "scaling" else run(name)
+        result = scaling() if name == "scaling" else run(name)
+        # read again: another invocation may have written its results meanwhile
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results["machine"] = machine()
+        results[name] = result
         RESULTS.write_text(json.dumps(results, indent=1))
 
 

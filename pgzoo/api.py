@@ -86,6 +86,9 @@ def _driver(exp: Experiment, name: str | None = None, ray_address: str | None = 
     if name not in DRIVERS:
         raise PgzooError(f"unknown driver {name!r}; valid: {', '.join(DRIVERS)}")
     if name == "ray" and exp.agent.actor_learner is None:
+        if exp.algorithm.ray_hint:
+            raise PgzooError(f"{exp.algo} runs on Ray in its actor-learner form: "
+                             f"{exp.algorithm.ray_hint}")
         raise PgzooError(f"{exp.algo} has no actor-learner form to run on Ray; valid drivers for "
                          f"it: compiled")
     if ray_address is not None and name != "ray":

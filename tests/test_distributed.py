@@ -192,3 +192,22 @@ def test_distributed_ppo_updates_synchronously(local_ray, tmp_path):
     assert {float(r["staleness"]) for r in table} == {0.0}
     assert int(table[-1]["dropped_messages"]) == 0
     assert int(table[-1]["env_steps"]) == 6 * 2 * 2 * 32
+
+
+def test_d4pg_actors_feed_the_learners_replay(local_ray, tmp_path):
+    """D4PG with K = 2 actor processes: each message is one unroll's N-step transitions, added
+    to the learner's replay; the learner waits (NaN losses) until learning_starts are in it,
+    then updates. Without num_actors the ray driver says how to get the actor form."""
+    with pytest.raises(PgzooError, match="d4pg runs on Ray .*--set num_actors=K"):
+        pgzoo.train("d4pg", env="Pendulum-v1", total_steps=2000, driver="ray",
+                    run_dir=tmp_path / "no", progress=False)
+    run = pgzoo.train("d4pg", env="Pendulum-v1", total_steps=40 * 25, driver="ray",
+                      run_dir=tmp_path / "run", progress=False, tensorboard=False,
+                      eval_episodes=0, num_actors=2, unroll_length=25, hidden_sizes=(16, 16),
+                      batch_size=16, learning_starts=100, num_atoms=11)
+    table = rows(run.run_dir)
+    assert len(table) == 40 and int(table[-1]["env_steps"]) == 1000
+    assert [float(r["replay_size"]) for r in table] == [25.0 * i for i in range(1, 41)]
+    assert all(r["critic_loss"] == "nan" for r in table[:3])
+    assert all(float(r["critic_loss"]) > 0 for r in table[3:])
+    assert max(float(r["staleness"]) for r in table) >= 1  # asynchronous: messages from old θ

@@ -154,6 +154,9 @@ class Algorithm:
     env_needs: Callable[[Any], EnvNeeds] = standard_env_needs
     hyperparameters: tuple[str, ...] = ()  # numeric Config fields that may be traced
     summary: str = ""  # one line for ``pgzoo list``
+    # how a config of a driver="compiled" algorithm gets an actor-learner form (D4PG's
+    # num_actors), for the message when the ray driver is asked for without one
+    ray_hint: str = ""
 
     def __post_init__(self):
         bad = set(self.action_spaces) - set(ACTION_SPACE_KINDS)

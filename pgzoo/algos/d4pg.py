@@ -17,6 +17,18 @@ is a categorical distribution p_w(s, a) over N atoms z_i in [V_min, V_max]
 
 Exploration is Gaussian, N(0, \sigma). \beta is annealed linearly to 1 over the run. Targets move
 by soft updates here; the paper copies them every 100 updates.
+
+The actor-learner form (``num_actors`` = K > 0; the paper's K actor processes): K actors, each
+with ``envs_per_actor`` environments and the actor parameters it last received, play
+``unroll_length`` steps, fold them into N-step transitions themselves (a window that reaches
+the end of the unroll is cut there and bootstraps from the last observation: R^{(k)} with
+k < N) and send them to the learner, which adds them to its prioritised replay and takes
+``gradient_steps / num_envs`` updates per transition received, as the single-process form does
+(``actor_learner_form``). ``pgzoo train d4pg --driver ray --set num_actors=2`` runs the actors
+as Ray processes (``pgzoo.distributed``); with ``--driver compiled`` they are slices of one
+batch acting with the parameters of the learner's previous update. The actors explore from the
+first step (no uniform burn-in); the learner starts once ``learning_starts`` transitions are in
+its replay.
 """
 from __future__ import annotations
 
@@ -27,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pgzoo.algos.base import Agent, Algorithm
+from pgzoo.algos.base import ActorLearner, Agent, Algorithm, EnvNeeds, standard_env_needs
+from pgzoo.algos.loops.actor_learner import make_actor_learner
 from pgzoo.algos.loops.replay import (check_budget, make_agent, noisy_deterministic_policy,
                                       normalized)
 from pgzoo.core import config as cfg
@@ -63,6 +76,11 @@ class Config:
     hidden_sizes: tuple[int, ...] = (400, 300)  # Barth-Maron et al. 2018
     activation: str = "relu"
     normalize_obs: bool = False
+    # the actor-learner form (module docstring): K actor processes; 0 is one process stepping
+    # num_envs environments. The update-to-data ratio gradient_steps / num_envs holds in both.
+    num_actors: int = 0
+    envs_per_actor: int = 1
+    unroll_length: int = 50  # environment steps of each actor's message
 
     def __post_init__(self):
         cfg.positive(self, "num_envs", "buffer_size", "batch_size", "learning_rate", "n_step",
@@ -70,9 +88,28 @@ class Config:
         cfg.non_negative(self, "learning_starts", "exploration_noise", "priority_alpha")
         cfg.unit_interval(self, "gamma", "tau", "priority_beta")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.non_negative(self, "num_actors")
+        cfg.positive(self, "envs_per_actor", "unroll_length")
+        if self.num_actors:
+            check(not self.normalize_obs, "d4pg's actor-learner form (num_actors > 0) does not "
+                  "normalise observations: its actors would each keep their own statistics; "
+                  "set normalize_obs=false or num_actors=0")
+            check(self.n_step <= self.unroll_length, f"n_step ({self.n_step}) must not exceed "
+                  f"unroll_length ({self.unroll_length}): the actors fold their own unrolls")
+            check(self.updates_per_message >= 1, f"a message of envs_per_actor x unroll_length "
+                  f"= {self.envs_per_actor * self.unroll_length} transitions must give at least "
+                  f"one update at gradient_steps / num_envs = {self.gradient_steps}/"
+                  f"{self.num_envs}")
         check(self.num_atoms >= 2 and self.v_max > self.v_min,
               f"d4pg needs num_atoms >= 2 and v_max > v_min, got num_atoms={self.num_atoms}, "
               f"v_min={self.v_min}, v_max={self.v_max}")
+
+
+    @property
+    def updates_per_message(self) -> int:
+        """The actor-learner form's updates per message (gradient_steps / num_envs per
+        transition)."""
+        return self.envs_per_actor * self.unroll_length * self.gradient_steps // self.num_envs
 
 
 def cross_entropy_and_kl(target_probs, log_p):
@@ -99,8 +136,6 @@ def make(config: Config, env, total_steps: int) -> Agent:
     support = atoms(config.v_min, config.v_max, config.num_atoms)
     tx = optax.adam(config.learning_rate)
     check_budget(config, total_steps)
-    buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs, config.n_step,
-                         prioritised=True, alpha=config.priority_alpha)
     total_updates = total_steps // config.num_envs * config.gradient_steps
     beta = replay.beta_schedule(config.priority_beta, total_updates)
 
@@ -115,9 +150,11 @@ def make(config: Config, env, total_steps: int) -> Agent:
     def q_value(critic_params, obs, action):
         return jnp.sum(jax.nn.softmax(critic.apply(critic_params, obs, action)) * support, -1)
 
-    def update(params, learner: Learner, buffer_state, key, normalize):
+    def sgd_step(buffer, to_batch, params, learner: Learner, buffer_state, key, normalize):
+        """One update from a prioritised minibatch; ``to_batch`` turns the sampled items into
+        ``NStep`` transitions."""
         sample = buffer.sample(buffer_state, key)
-        b = normalized(replay.n_step_transition(sample.experience, config.gamma), normalize)
+        b = normalized(to_batch(sample.experience), normalize)
         weights = replay.importance_weights(sample.probabilities, replay.num_stored(buffer_state),
                                             beta(learner.updates))
         targets = learner.target_params
@@ -154,7 +191,105 @@ def make(config: Config, env, total_steps: int) -> Agent:
             "target_entropy": jnp.mean(jnp.sum(jax.scipy.special.entr(target_probs), -1)),
             "q_mean": jnp.mean(jnp.sum(target_probs * support, -1))}
 
+    if config.num_actors:
+        return actor_learner_form(config, env, init_learner, sgd_step, policy)
+    buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs, config.n_step,
+                         prioritised=True, alpha=config.priority_alpha)
+
+    def update(*args):
+        return sgd_step(buffer, lambda seq: replay.n_step_transition(seq, config.gamma), *args)
+
     return make_agent(env, config, buffer, init_learner, update, policy)
+
+
+class ReplayLearner(NamedTuple):
+    """The learner of the actor-learner form: what the actors act with, and everything else."""
+
+    params: Any
+    learner: Learner
+    buffer: Any
+    key: jax.Array
+
+
+def unroll_n_step(traj, n: int, gamma: float) -> replay.NStep:
+    """An actor's unroll [T, E] as T E N-step transitions: the window from step t stops at the
+    first episode end or at the unroll's last step T - 1 (bootstrapping from its true next
+    observation), so the last N - 1 steps give shorter returns (``replay.n_step_transition``)."""
+    T = traj.reward.shape[0]
+    cut = traj.done.at[-1].set(True)  # the windows do not look past the unroll
+    steps = replay.Transition(traj.obs, traj.action, traj.reward, traj.final_obs,
+                              traj.terminated, cut)
+    window = jnp.minimum(jnp.arange(T)[:, None] + jnp.arange(n)[None], T - 1)  # [T, n]
+    # [T, E, ...] -> [T, n, E, ...] -> [T E, n, ...]
+    seq = jax.tree.map(lambda x: jnp.moveaxis(x[window], 2, 1).reshape(
+        (T * x.shape[1], n) + x.shape[2:]), steps)
+    return replay.n_step_transition(seq, gamma)
+
+
+def actor_learner_form(config: Config, env, init_learner, sgd_step, policy) -> Agent:
+    """K actors send N-step transitions; the learner adds them to its replay and updates
+    ``config.updates_per_message`` times per message (module docstring)."""
+    per_message = config.envs_per_actor * config.unroll_length
+    # one flat item per transition: each message fills one row of per_message columns
+    buffer = replay.make(config.buffer_size, config.batch_size, per_message, 1,
+                         prioritised=True, alpha=config.priority_alpha)
+    obs_shape, action_dim = tuple(env.observation_space.shape), env.action_space.shape[0]
+    ready_at = max(config.learning_starts, config.batch_size)
+
+    def learner_init(key):
+        init_key, key = jax.random.split(key)
+        params, learner = init_learner(init_key, jnp.zeros((1,) + obs_shape),
+                                       jnp.zeros((1, action_dim)))
+        obs = jnp.zeros(obs_shape)
+        example = replay.NStep(obs, jnp.zeros(action_dim), jnp.float32(0), obs, jnp.float32(0))
+        return ReplayLearner(params, learner, buffer.init(example), key)
+
+    def act(params, obs, key, deterministic=False):
+        return policy(params, obs, key, deterministic), ()
+
+    def message(params, traj, last_obs):
+        return unroll_n_step(traj, config.n_step, config.gamma)
+
+    def one_update(carry, key):
+        params, learner, buffer_state = carry
+        params, learner, buffer_state, stats = sgd_step(
+            buffer, lambda items: jax.tree.map(lambda x: x[:, 0], items), params, learner,
+            buffer_state, key, lambda obs: obs)
+        return (params, learner, buffer_state), stats
+
+    def learn(state: ReplayLearner, messages):
+        """Add the messages' transitions [B, T E] to the replay, then update."""
+        items = jax.tree.map(lambda x: x.reshape((-1, 1) + x.shape[2:]), messages)
+        buffer_state = state.buffer
+        for b in range(messages.reward.shape[0]):  # one replay row per message
+            buffer_state = buffer.add(buffer_state, jax.tree.map(
+                lambda x: x[b * per_message:(b + 1) * per_message], items))
+        key, update_key = jax.random.split(state.key)
+        carry = (state.params, state.learner, buffer_state)
+        keys = jax.random.split(update_key, config.updates_per_message)
+        stats_shape = jax.eval_shape(lambda c: jax.lax.scan(one_update, c, keys)[1], carry)
+
+        def train(carry):
+            carry, stats = jax.lax.scan(one_update, carry, keys)
+            return carry, jax.tree.map(jnp.mean, stats)
+
+        def wait(carry):  # burn-in: NaN, as the single-process loop reports it
+            return carry, jax.tree.map(lambda s: jnp.full((), jnp.nan, s.dtype), stats_shape)
+
+        ready = replay.num_stored(buffer_state) >= ready_at
+        (params, learner, buffer_state), stats = jax.lax.cond(ready, train, wait, carry)
+        stats["replay_size"] = replay.num_stored(buffer_state).astype(jnp.float32)
+        return ReplayLearner(params, learner, buffer_state, key), stats
+
+    al = ActorLearner(learner_init, act, message, learn, config.num_actors,
+                      config.envs_per_actor, config.unroll_length, 1)
+    return make_actor_learner(al, env, lag=True)
+
+
+def env_needs(config: Config) -> EnvNeeds:
+    if config.num_actors:
+        return EnvNeeds(num_envs=config.num_actors * config.envs_per_actor, gamma=config.gamma)
+    return standard_env_needs(config)
 
 
 ALGORITHM = Algorithm(
@@ -162,5 +297,7 @@ ALGORITHM = Algorithm(
     action_spaces=("continuous",),
     default_budget=20_000,  # the Pendulum-v1 budget of the benchmark
     default_env="Pendulum-v1",
+    env_needs=env_needs,
+    ray_hint="give it K actor processes with --set num_actors=K (K >= 1)",
     hyperparameters=("learning_rate", "tau", "exploration_noise", "priority_beta"),
 )

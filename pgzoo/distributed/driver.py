@@ -201,6 +201,8 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
         exp.algo, exp.env_spec, config, exp.total_steps, (exp.seed, w, version),
         al.envs_per_actor) for w in range(W)]
     learn = jax.jit(al.learn)
+    finite = jax.jit(lambda params: jnp.all(jnp.stack(
+        [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])))
     log = None
     bar = Progress(exp.total_steps, progress, f"{exp.algo} {exp.env_spec} ({W} Ray actors)")
     bar.update(steps, None, None)
@@ -284,9 +286,15 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                     batch = _stack([m for m, _, _ in inbox])
                     updated, metrics = learn(learner, batch)
                     metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    if not all(math.isfinite(v) for v in metrics.values()):
-                        bad = next(k for k, v in metrics.items() if not math.isfinite(v))
-                        raise RunFailed(f"training diverged: {bad} is {metrics[bad]} at update "
+                    # as the compiled trainer: an infinite metric, or parameters that are not
+                    # finite, diverged; a NaN metric alone has no value yet (D4PG's burn-in)
+                    bad = [k for k, v in metrics.items() if math.isinf(v)] or (
+                        [] if bool(finite(updated.params))
+                        else [k for k, v in metrics.items() if math.isnan(v)]
+                        or ["a policy parameter"])
+                    if bad:
+                        raise RunFailed(f"training diverged: {bad[0]} is "
+                                        f"{metrics.get(bad[0], float('nan'))} at update "
                                         f"{version + 1}")
                     stale = [version - v for _, _, v in inbox]
                     sums = {k: carried[k] + sum(s[k] for _, s, _ in inbox) for k in EPISODE_SUMS}
