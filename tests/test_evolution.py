@@ -195,3 +195,25 @@ def test_a_stalled_search_restarts_from_a_fresh_mean_and_keeps_the_incumbent():
     # the restarted search began at the fresh mean and has had one tell since
     np.testing.assert_array_equal(state.search["mean"], fresh + 1.0)
     assert int(state.search["age"]) == 1
+
+
+def test_the_incumbent_keeps_the_observation_statistics_it_was_scored_under():
+    """With restarts the reported policy is the incumbent acting with the running statistics
+    of the generation that made it the incumbent; the population goes on with newer ones."""
+    from pgzoo.run.experiment import build
+
+    exp = build("cem", "CartPole-v1", 10_000_000, 0, 1, dict(
+        population_size=8, elite_fraction=0.5, hidden_sizes=(4,), restart_patience=2))
+    state = exp.agent.init(jax.random.PRNGKey(0))
+    step = jax.jit(exp.agent.step)
+    kept = None
+    for _ in range(12):
+        before = state.obs_stats
+        new, _ = step(state)
+        if float(new.strategy.incumbent_score) > float(state.strategy.incumbent_score):
+            kept = before
+        state = new
+    assert kept is not None
+    for a, b in zip(state.params.obs_stats, kept, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert float(state.obs_stats.count) > float(state.params.obs_stats.count)

@@ -32,7 +32,8 @@ from a fresh random network with its initial step size. The search's score is an
 average of the population's median fitness, s_t = 0.9 s_{t-1} + 0.1 median_i F_i; when s has not
 passed its best of the current search for ``restart_patience`` generations, the search restarts.
 The policy the run gives (``params``, the curve's mean policy) is then the incumbent: the search
-mean at the generation with the best score of all searches so far. The population is the same
+mean at the generation with the best score of all searches so far, acting with the observation
+statistics of that generation (the running statistics move on). The population is the same
 size in every search (a growing one, IPOP, does not fit static shapes).
 
 A strategy supplies ``init(key, mean) -> state``, ``ask(key, state) -> (population [n, d],
@@ -214,8 +215,11 @@ class Params(NamedTuple):
 
 
 class State(NamedTuple):
-    params: Params  # the mean policy (evaluation, export)
+    # the mean policy (evaluation, export); with restarts the incumbent, with the observation
+    # statistics its population was scored under
+    params: Params
     strategy: Any  # the whole search distribution (evosax state or CEM's)
+    obs_stats: ObsStats  # the running statistics the population acts with
     env_state: Any
     obs: jax.Array
     key: jax.Array
@@ -258,16 +262,19 @@ def make_evolution(config, env, total_steps: int,
         obs = params.obs_stats.normalize(obs) if config.normalize_obs else obs
         return net.apply(params.network, obs)
 
-    def play(flat_members, stats, key):
-        """Each of ``batch`` environments plays one fresh episode with its own parameters (rows
-        of ``flat_members`` [batch, d]); returns (returns [batch], lengths [batch], statistics of
-        the observations inside the episodes, the environment state)."""
+    def play(flat_members, row_stats, shift, key):
+        """Each of ``batch`` environments plays one fresh episode with its own parameters and
+        observation statistics (rows of ``flat_members`` [batch, d] and of ``row_stats``);
+        returns (returns [batch], lengths [batch], statistics of the observations inside the
+        episodes, shifted by ``shift``, the environment state)."""
         members = jax.vmap(unravel)(flat_members)  # each row as the network's parameters
-        shift = stats.mean.reshape(-1)
+        shape = shift.shape
+        shift = shift.reshape(-1)
 
         def step(carry, step_key):
             env_state, obs, done, ret, length, sums = carry
-            action = jax.vmap(lambda member, o: policy(Params(member, stats), o))(members, obs)
+            action = jax.vmap(lambda member, st, o: policy(Params(member, st), o))(
+                members, row_stats, obs)
             env_state, ts = env.step(env_state, action, step_key)
             alive = (~done).astype(jnp.float32)
             # sums of the observations inside episodes, shifted by the running mean (no
@@ -286,26 +293,28 @@ def make_evolution(config, env, total_steps: int,
             pick = jnp.arange(batch) % k
             env_state = jax.tree.map(lambda x: x[pick], env_state)
             ts = ts._replace(obs=ts.obs[pick])
-        dim = stats.mean.size
+        dim = shift.size
         start = (env_state, ts.obs, jnp.zeros(batch, bool), jnp.zeros(batch),
                  jnp.zeros(batch, jnp.int32),
                  (jnp.float32(0.0), jnp.zeros(dim), jnp.zeros(dim)))
         (env_state, _, _, ret, length, (count, total, squares)), _ = jax.lax.scan(
             step, start, jax.random.split(run_key, horizon))
-        seen = ObsStats.from_sums(count, total, squares, shift, stats.mean.shape)
+        seen = ObsStats.from_sums(count, total, squares, shift, shape)
         return ret, length, seen, env_state
 
-    def evaluate(flat_all, stats, env_state, key):
-        """Returns and lengths of every slot, ``batch`` environments at a time."""
-        chunks = flat_all.reshape(slots // batch, batch, -1)
+    def evaluate(flat_all, slot_stats, shift, env_state, key):
+        """Returns and lengths of every slot, ``batch`` environments at a time; slot s acts with
+        the statistics of row s of ``slot_stats``."""
+        chunks = jax.tree.map(lambda x: x.reshape((slots // batch, batch) + x.shape[1:]),
+                              (flat_all, slot_stats))
 
         def one(carry, xs):
             env_state, seen = carry
-            members, chunk_key = xs
-            ret, length, chunk_seen, env_state = play(members, stats, chunk_key)
+            (members, row_stats), chunk_key = xs
+            ret, length, chunk_seen, env_state = play(members, row_stats, shift, chunk_key)
             return (env_state, seen.merge(chunk_seen)), (ret, length)
 
-        empty = ObsStats(jnp.zeros(stats.mean.shape), jnp.zeros(stats.var.shape), jnp.float32(0))
+        empty = ObsStats(jnp.zeros(shift.shape), jnp.zeros(shift.shape), jnp.float32(0))
         (env_state, seen), (ret, length) = jax.lax.scan(
             one, (env_state, empty), (chunks, jax.random.split(key, slots // batch)))
         return ret.reshape(-1), length.reshape(-1), seen, env_state
@@ -317,7 +326,7 @@ def make_evolution(config, env, total_steps: int,
         strategy_state = strategy.init(strategy_key, ravel_pytree(net_params)[0])
         stats = ObsStats(jnp.zeros(obs_shape), jnp.ones(obs_shape), jnp.float32(0.0))
         params = Params(unravel(strategy.mean(strategy_state)), stats)
-        return State(params, strategy_state, env_state, ts.obs, state_key, jnp.int32(0))
+        return State(params, strategy_state, stats, env_state, ts.obs, state_key, jnp.int32(0))
 
     def step(state: State):
         key, ask_key, play_key = jax.random.split(state.key, 3)
@@ -326,12 +335,24 @@ def make_evolution(config, env, total_steps: int,
         # each member k times, then the mean k times
         flat_all = jnp.concatenate([jnp.repeat(population, k, axis=0),
                                     jnp.repeat(mean[None], k, axis=0)])
-        stats = state.params.obs_stats
-        returns, lengths, seen, env_state = evaluate(flat_all, stats, state.env_state, play_key)
+        # the members act with the running statistics, the mean policy with its own (the
+        # same ones, except for a restarts' incumbent)
+        stats, mean_stats = state.obs_stats, state.params.obs_stats
+        slot_stats = jax.tree.map(lambda run, own: jnp.concatenate([
+            jnp.repeat(run[None], n * k, axis=0), jnp.repeat(own[None], k, axis=0)]),
+            stats, mean_stats)
+        returns, lengths, seen, env_state = evaluate(flat_all, slot_stats, stats.mean,
+                                                     state.env_state, play_key)
         fitness = returns[: n * k].reshape(n, k).mean(axis=1)
         new_strategy = strategy.tell(population, fitness, asked)
         new_stats = stats.merge(seen) if config.normalize_obs else stats
-        params = Params(unravel(strategy.mean(new_strategy)), new_stats)
+        if restart_patience:  # a new incumbent keeps the statistics it was scored under
+            became = new_strategy.incumbent_score > asked.incumbent_score
+            own = jax.tree.map(lambda now, kept: jnp.where(became, now, kept), stats,
+                               mean_stats)
+        else:
+            own = new_stats
+        params = Params(unravel(strategy.mean(new_strategy)), own)
         mean_returns = returns[n * k:]
         metrics = {
             EPISODES: jnp.float32(k), EPISODE_RETURN_SUM: jnp.sum(mean_returns),
@@ -343,7 +364,7 @@ def make_evolution(config, env, total_steps: int,
             "search_loss": -jnp.mean(fitness)}
         if restart_patience:
             metrics["restarts"] = new_strategy.restarts.astype(jnp.float32)
-        return State(params, new_strategy, env_state, state.obs, key,
+        return State(params, new_strategy, new_stats, env_state, state.obs, key,
                      state.generation + 1), metrics
 
     def with_params(state: State, params: Params):
