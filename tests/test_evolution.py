@@ -217,3 +217,24 @@ def test_the_incumbent_keeps_the_observation_statistics_it_was_scored_under():
     for a, b in zip(state.params.obs_stats, kept, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert float(state.obs_stats.count) > float(state.params.obs_stats.count)
+
+
+def test_a_restarted_cma_es_state_stays_finite():
+    """evosax starts a search with best_solution NaN and best_fitness +inf; a restart carries
+    the run's best over, so the state holds no value the divergence check would flag."""
+    from pgzoo.run.experiment import build
+
+    exp = build("cma_es", "Pendulum-v1", 10_000_000, 0, 1, dict(
+        population_size=8, hidden_sizes=(4,), restart_patience=1))
+    state = exp.agent.init(jax.random.PRNGKey(0))
+    step = jax.jit(exp.agent.step)
+    restarted = False
+    for _ in range(30):
+        before = int(state.strategy.restarts)
+        state, _ = step(state)
+        if int(state.strategy.restarts) > before:
+            restarted = True
+            leaves = jax.tree.leaves(state)
+            assert all(np.isfinite(np.asarray(x)).all() for x in leaves
+                       if np.issubdtype(np.asarray(x).dtype, np.floating))
+    assert restarted

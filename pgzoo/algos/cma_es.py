@@ -34,7 +34,7 @@ from pgzoo.algos.loops.evolution import (
     make_evolution,
 )
 from pgzoo.core import config as cfg
-from pgzoo.errors import PgzooError
+from pgzoo.errors import PgzooError, check
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,17 @@ class Config(EvolutionConfig):
     # a floor under sigma (evosax's std_min): on a noisy fitness the step size can shrink
     # until the search stalls; 0 leaves it free, as the tutorial does
     sigma_min: float = 0.0
+    # a ceiling over sigma (evosax's std_max, 1e8 by default): on a tanh policy the step size
+    # can grow without bound as saturated, bang-bang networks keep winning, until the mean
+    # overflows; this keeps the search finite
+    sigma_max: float = 1000.0
 
     def __post_init__(self):
         super().__post_init__()
         cfg.positive(self, "sigma")
         cfg.non_negative(self, "sigma_min")
+        check(self.sigma_max > max(self.sigma_min, 0.0), f"sigma_max ({self.sigma_max}) must "
+              f"exceed sigma_min ({self.sigma_min}) and 0")
 
 
 MAX_DIMS = 5_000  # C is d x d, eigendecomposed every generation
@@ -64,7 +70,8 @@ def strategy(config: Config, num_dims: int) -> Strategy:
                          f"{MAX_DIMS} parameters, or use openai_es")
     es = CMA_ES(config.population_size, jnp.zeros(num_dims))
     params = es.default_params.replace(std_init=jnp.asarray(config.sigma, jnp.float32),
-                                       std_min=jnp.asarray(config.sigma_min, jnp.float32))
+                                       std_min=jnp.asarray(config.sigma_min, jnp.float32),
+                                       std_max=jnp.asarray(config.sigma_max, jnp.float32))
     return evosax_strategy(es, params)
 
 
@@ -79,5 +86,5 @@ ALGORITHM = Algorithm(
     default_budget=5_000_000,
     default_env="CartPole-v1",
     env_needs=evolution_needs,
-    hyperparameters=("sigma", "sigma_min"),
+    hyperparameters=("sigma", "sigma_min", "sigma_max"),
 )

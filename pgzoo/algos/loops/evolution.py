@@ -137,6 +137,8 @@ class RestartState(NamedTuple):
 
 
 SCORE_DECAY = 0.9
+# "no score yet": finite, as every value a State holds must be (the trainer's divergence check)
+NO_SCORE = float(jnp.finfo(jnp.float32).min)
 
 
 def with_restarts(strategy: Strategy, patience: int,
@@ -146,8 +148,8 @@ def with_restarts(strategy: Strategy, patience: int,
 
     def init(key, mean):
         first, key = jax.random.split(key)
-        return RestartState(strategy.init(first, mean), jnp.float32(-jnp.inf),
-                            jnp.float32(-jnp.inf), jnp.int32(0), mean, jnp.float32(-jnp.inf),
+        return RestartState(strategy.init(first, mean), jnp.float32(NO_SCORE),
+                            jnp.float32(NO_SCORE), jnp.int32(0), mean, jnp.float32(NO_SCORE),
                             jnp.int32(0), key)
 
     def ask(key, state):
@@ -157,7 +159,7 @@ def with_restarts(strategy: Strategy, patience: int,
     def tell(population, fitness, state):
         search = strategy.tell(population, fitness, state.search)
         median = jnp.median(fitness)
-        score = jnp.where(jnp.isfinite(state.score),
+        score = jnp.where(state.score > NO_SCORE,
                           SCORE_DECAY * state.score + (1 - SCORE_DECAY) * median, median)
         improved = score > state.search_best
         stale = jnp.where(improved, 0, state.stale + 1)
@@ -167,10 +169,14 @@ def with_restarts(strategy: Strategy, patience: int,
         restart = stale >= patience
         key, fresh_key, init_key = jax.random.split(state.key, 3)
         fresh = strategy.init(init_key, fresh_mean(fresh_key))
+        if hasattr(fresh, "best_solution"):  # evosax's best so far spans every search (a
+            # fresh state's is NaN and +inf, which would read as divergence)
+            fresh = fresh.replace(best_solution=search.best_solution,
+                                  best_fitness=search.best_fitness)
         search = jax.tree.map(lambda new, old: jnp.where(restart, new, old), fresh, search)
         return RestartState(
-            search, jnp.where(restart, -jnp.inf, score),
-            jnp.where(restart, -jnp.inf, jnp.maximum(score, state.search_best)),
+            search, jnp.where(restart, NO_SCORE, score),
+            jnp.where(restart, NO_SCORE, jnp.maximum(score, state.search_best)),
             jnp.where(restart, 0, stale), incumbent,
             jnp.maximum(score, state.incumbent_score), state.restarts + restart, key)
 
