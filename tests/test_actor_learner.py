@@ -114,6 +114,9 @@ def test_d4pg_actor_learner_form_fills_replay_then_learns(tmp_path):
     assert [r["replay_size"] for r in rows] == [24.0, 56.0] + [
         min(32.0 * i - 8, 256.0) for i in range(3, 11)]  # the mean over the round's 2 messages
     assert np.isnan(rows[0]["critic_loss"]) and np.isfinite(rows[-1]["critic_loss"])
+    # the actors act at random until the learner starts, then with the policy
+    assert float(exp.agent.init(jax.random.PRNGKey(0)).learner.params["burn_in"][()]) == 1.0
+    assert float(state.learner.params["burn_in"][0]) == 0.0
     # 20 messages of 16 transitions, 16 x 2 / 4 = 8 updates each from the 4th (64 in replay)
     assert int(state.learner.learner.updates[0]) == (20 - 3) * 8
     restored, _ = checkpoint.load(tmp_path / rundir.CHECKPOINTS, exp.template())
