@@ -238,3 +238,24 @@ def test_a_restarted_cma_es_state_stays_finite():
             assert all(np.isfinite(np.asarray(x)).all() for x in leaves
                        if np.issubdtype(np.asarray(x).dtype, np.floating))
     assert restarted
+
+
+def test_a_search_creeping_along_a_plateau_restarts_with_a_tolerance():
+    """restart_tolerance: a score that improves, but by less than tolerance x |best|, is a
+    stalled search; without the tolerance the same creeping search never restarts."""
+    import jax.numpy as jnp
+
+    from pgzoo.algos.loops.evolution import Strategy, with_restarts
+
+    base = Strategy(init=lambda key, mean: {"mean": mean},
+                    ask=lambda key, s: (jnp.stack([s["mean"]] * 4), s),
+                    tell=lambda pop, fit, s: s, mean=lambda s: s["mean"],
+                    sigma=lambda s: jnp.float32(1.0))
+    fitness = [-600.0 + 0.5 * g for g in range(10)]  # 0.08 % better each generation
+    for tolerance, restarts in ((0.0, 0), (0.01, 1)):
+        strategy = with_restarts(base, 4, lambda key: jnp.ones(2), tolerance)
+        state = strategy.init(jax.random.PRNGKey(0), jnp.zeros(2))
+        for f in fitness[:6]:
+            population, state = strategy.ask(jax.random.PRNGKey(1), state)
+            state = strategy.tell(population, jnp.full(4, f), state)
+        assert int(state.restarts) == restarts, tolerance

@@ -30,7 +30,9 @@ Restarts (``restart_patience`` > 0; Auger & Hansen 2005 restart CMA-ES for this)
 stalls at a local optimum (on Pendulum, a policy that swings but does not balance) starts again
 from a fresh random network with its initial step size. The search's score is an exponential
 average of the population's median fitness, s_t = 0.9 s_{t-1} + 0.1 median_i F_i; when s has not
-passed its best of the current search for ``restart_patience`` generations, the search restarts.
+passed its best of the current search by ``restart_tolerance`` x |best| (0: by any amount; a
+search creeping along a plateau does not count as improving) for ``restart_patience``
+generations, the search restarts.
 The policy the run gives (``params``, the curve's mean policy) is then the incumbent: the search
 mean at the generation with the best score of all searches so far, acting with the observation
 statistics of that generation (the running statistics move on). The population is the same
@@ -75,10 +77,12 @@ class EvolutionConfig:
     # restart a search whose score has not improved for this many generations (0: never);
     # Auger & Hansen 2005 (module docstring)
     restart_patience: int = 0
+    # the relative improvement of the score that counts as progress for restarts
+    restart_tolerance: float = 0.0
 
     def __post_init__(self):
         cfg.positive(self, "population_size", "episodes_per_member")
-        cfg.non_negative(self, "num_envs", "restart_patience")
+        cfg.non_negative(self, "num_envs", "restart_patience", "restart_tolerance")
         check(self.population_size >= 2, "population_size must be at least 2")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
 
@@ -142,7 +146,8 @@ NO_SCORE = float(jnp.finfo(jnp.float32).min)
 
 
 def with_restarts(strategy: Strategy, patience: int,
-                  fresh_mean: Callable[[jax.Array], jax.Array]) -> Strategy:
+                  fresh_mean: Callable[[jax.Array], jax.Array], tolerance: float = 0.0
+                  ) -> Strategy:
     """``strategy`` restarted from ``fresh_mean(key)`` (a random network's flat parameters)
     whenever its score has not improved for ``patience`` generations (module docstring)."""
 
@@ -161,8 +166,9 @@ def with_restarts(strategy: Strategy, patience: int,
         median = jnp.median(fitness)
         score = jnp.where(state.score > NO_SCORE,
                           SCORE_DECAY * state.score + (1 - SCORE_DECAY) * median, median)
-        improved = score > state.search_best
+        improved = score > state.search_best + tolerance * jnp.abs(state.search_best)
         stale = jnp.where(improved, 0, state.stale + 1)
+        search_best = jnp.where(improved, score, state.search_best)
         best = score > state.incumbent_score
         # the incumbent is the mean that was asked from, whose population earned this score
         incumbent = jnp.where(best, strategy.mean(state.search), state.incumbent)
@@ -176,7 +182,7 @@ def with_restarts(strategy: Strategy, patience: int,
         search = jax.tree.map(lambda new, old: jnp.where(restart, new, old), fresh, search)
         return RestartState(
             search, jnp.where(restart, NO_SCORE, score),
-            jnp.where(restart, NO_SCORE, jnp.maximum(score, state.search_best)),
+            jnp.where(restart, NO_SCORE, search_best),
             jnp.where(restart, 0, stale), incumbent,
             jnp.maximum(score, state.incumbent_score), state.restarts + restart, key)
 
@@ -249,7 +255,7 @@ def make_evolution(config, env, total_steps: int,
     restart_patience = config.restart_patience
     if restart_patience:
         strategy = with_restarts(strategy, restart_patience, lambda key: ravel_pytree(
-            net.init(key, jnp.zeros(obs_shape)))[0])
+            net.init(key, jnp.zeros(obs_shape)))[0], config.restart_tolerance)
     n, k = config.population_size, config.episodes_per_member
     slots = (n + 1) * k  # every member's episodes and the mean's
     batch = env.num_envs
