@@ -36,6 +36,10 @@ EXPERIMENTS = {  # name: (algo, env, steps, extra CLI arguments, target)
     # D4PG's K = 2 actor processes feeding the learner's replay
     "d4pg_pendulum_2actors": ("d4pg", "Pendulum-v1", 30_000,
                               ["--driver", "ray", "--set", "num_actors=2"], -200.0),
+    # the same with two updates per transition
+    "d4pg_pendulum_2actors_utd2": ("d4pg", "Pendulum-v1", 30_000,
+                                   ["--driver", "ray", "--set", "num_actors=2", "--set",
+                                    "gradient_steps=8"], -200.0),
 }
 SEEDS = (0, 1, 2)
 RESULTS = DOCS / "distributed.json"
