@@ -5,6 +5,7 @@ One local Ray instance (3 CPUs, its own temporary directory) serves the tests of
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ def local_ray():
              _temp_dir=temp)
     yield
     ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -87,11 +89,19 @@ def test_a3c_applies_gradients_as_they_arrive_and_resumes(local_ray, tmp_path):
     assert [r["staleness"] for r in table[:30]] == [r["staleness"] for r in first]
 
 
-def test_ctrl_c_stops_actors_and_keeps_checkpoint_and_metrics(tmp_path):
+@pytest.fixture()
+def ray_tmpdir():
+    """A short directory for a subprocess's Ray (its sockets live there), removed after."""
+    temp = tempfile.mkdtemp(prefix="/tmp/pgzoo-ray-")
+    yield temp
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ctrl_c_stops_actors_and_keeps_checkpoint_and_metrics(tmp_path, ray_tmpdir):
     """A real `pgzoo train impala` process, SIGINT once metrics are written: exit 130-style
     interruption, status interrupted, the checkpoint kept, and no actor process left."""
     run_dir = tmp_path / "run"
-    env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="/tmp/pgzoo-ray-")}
+    env = {**os.environ, "RAY_TMPDIR": ray_tmpdir}
     proc = subprocess.Popen([sys.executable, "-m", "pgzoo.cli", "train", "impala", "--env",
                              "CartPole-v1", "--steps", "50000000", "--run-dir", str(run_dir),
                              "--no-progress", "--checkpoint-interval", "1"],
@@ -126,7 +136,7 @@ def _processes_naming(text: str) -> list[int]:
     return found
 
 
-def test_impala_runs_its_actors_on_two_ray_nodes(tmp_path):
+def test_impala_runs_its_actors_on_two_ray_nodes(tmp_path, ray_tmpdir):
     """A cluster of two Ray nodes on this machine (``ray.cluster_utils.Cluster``), one CPU
     each: the two actors land on both nodes."""
     script = textwrap.dedent(f"""
@@ -148,7 +158,7 @@ def test_impala_runs_its_actors_on_two_ray_nodes(tmp_path):
         ray.shutdown()
         cluster.shutdown()
     """)
-    env = {**os.environ, "RAY_TMPDIR": tempfile.mkdtemp(prefix="/tmp/pgzoo-ray-")}
+    env = {**os.environ, "RAY_TMPDIR": ray_tmpdir}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
