@@ -75,10 +75,26 @@ def wandb_records(path: Path):
             pieces = b""
 
 
+def _ends_with_exit(path: Path) -> bool:
+    try:
+        return [r.WhichOneof("record_type") for r in wandb_records(path)][-1:] == ["exit"]
+    except Exception:  # a header or record not written yet (protobuf DecodeError, struct.error)
+        return False
+
+
 def wandb_run(run_dir: Path) -> tuple[list[str], dict[str, str], dict[int, dict[str, float]]]:
     """Every offline wandb run file under ``run_dir``: their run ids, the config, and the logged
-    history by step (wandb's own keys, _step, _runtime, _timestamp, left out)."""
+    history by step (wandb's own keys, _step, _runtime, _timestamp, left out). The files are
+    written by wandb's service, a separate process, which may still be writing when
+    ``finish()`` has returned: each file is read once it ends with its exit record (within 30 s,
+    else as it is, and the assertions on it fail)."""
+    import time
+
     files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (files and all(map(_ends_with_exit, files))):
+        time.sleep(0.2)
+        files = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
     ids, config, history = [], {}, {}
     for path in files:
         for record in wandb_records(path):
