@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pgzoo
@@ -202,6 +203,29 @@ def test_distributed_ppo_updates_synchronously(local_ray, tmp_path):
     assert {float(r["staleness"]) for r in table} == {0.0}
     assert int(table[-1]["dropped_messages"]) == 0
     assert int(table[-1]["env_steps"]) == 6 * 2 * 2 * 32
+
+
+def test_distributed_ppo_shares_observation_statistics(local_ray, tmp_path):
+    """With normalize_obs the learner merges the statistics of every worker's observations and
+    sends them with the parameters: a worker's second trajectory is normalised with what both
+    workers saw in the first round (4 resets + 2 x 64 steps), then its own 64 steps; the
+    learner's statistics (the checkpoint's) count every reset and every step played."""
+    from pgzoo.envs.wrappers import observation_stats
+
+    seen = {}
+
+    def callback(info):
+        if info["iteration"] == 4:  # the second round's first update: each worker played twice
+            seen["count"] = float(ray.get(info["actors"][0].observation_stats.remote()).count)
+
+    run = pgzoo.train("dppo", total_steps=2 * 2 * 2 * 32 * 3, run_dir=tmp_path / "run",
+                      envs_per_actor=2, unroll_length=32, update_iterations=3,
+                      normalize_obs=True, callback=callback, **CARTPOLE)
+    start = 1e-4 + 2 * 2  # the learner's statistics start from the resets of all four envs
+    assert seen["count"] == pytest.approx(start + 2 * 64 + 64, abs=1e-3)  # alone: 2 + 128
+    stats = observation_stats(run.state.env_state)  # the state of a run of one seed: [1, ...]
+    assert float(stats.count[0]) == pytest.approx(start + 6 * 2 * 64, abs=1e-2)
+    assert np.all(np.isfinite(np.asarray(stats.mean))) and np.all(np.asarray(stats.var) > 0)
 
 
 def test_d4pg_actors_feed_the_learners_replay(local_ray, tmp_path):

@@ -17,6 +17,30 @@ def test_running_mean_std_matches_numpy():
     np.testing.assert_allclose(stats.var, data.var(0), rtol=1e-3)
 
 
+def test_merged_statistics_are_those_of_the_pooled_samples():
+    """What the Ray driver does with two workers' statistics (NumPy), and what finding and
+    replacing the statistics inside a wrapped environment's state does."""
+    from pgzoo.envs.wrappers import observation_stats, with_observation_stats
+
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(-1.0, 0.5, (30, 3)), rng.normal(4.0, 3.0, (70, 3))
+    merged = RunningMeanStd.of(a).merge(RunningMeanStd.of(b))
+    pooled = np.concatenate([a, b])
+    assert float(merged.count) == 100.0
+    np.testing.assert_allclose(merged.mean, pooled.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(merged.var, pooled.var(0), rtol=1e-6)
+
+    env = NormalizeObservation(envs.make("CartPole-v1", num_envs=2))
+    state, _ = env.reset(jax.random.PRNGKey(0))
+    assert float(observation_stats(state).count) == np.float32(2.0 + 1e-4)
+    shared = RunningMeanStd(jnp.full(4, 5.0), jnp.full(4, 4.0), jnp.float32(9.0))
+    state = with_observation_stats(state, shared)
+    assert float(observation_stats(state).count) == 9.0
+    assert observation_stats(envs.make("CartPole-v1", num_envs=2).reset(jax.random.PRNGKey(0))[0]) is None
+    obs = jnp.ones((2, 4))
+    np.testing.assert_allclose(env.normalize_obs(state, obs), (1.0 - 5.0) / 2.0, rtol=1e-5)
+
+
 def test_episode_statistics_report_raw_returns_under_reward_scaling():
     env = envs.make("envs_for_tests:Corridor", num_envs=1, normalize_reward=True)
     state, ts = env.reset(jax.random.PRNGKey(0))

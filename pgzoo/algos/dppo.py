@@ -23,8 +23,12 @@ separate networks updated together (M = B iterations). Two departures: a worker 
 KL with the parameters it holds, so the d of the M-th update is KL[\pi_{old} | \pi] after M - 1
 updates, one update short of Algorithm 1's; and the GAE bootstrap values at the rollout's end and
 at truncations are recomputed with the newest baseline at each use. Not built: the hinge penalty
-on a KL far above target, the worker's early stop at KL > 4 KL_target, and observation
-statistics shared between workers.
+on a KL far above target and the worker's early stop at KL > 4 KL_target.
+
+With ``normalize_obs`` the workers normalise observations with shared statistics, as Heess et
+al.'s do: the learner keeps one running mean and variance, merges into it the statistics of
+every worker's new observations and sends it with the parameters (``pgzoo.distributed``); in
+the compiled form one set of statistics covers all workers' environments.
 
 ``pgzoo train dppo`` runs the workers as Ray processes (``pgzoo.distributed``); ``--driver
 compiled`` runs them as slices of one compiled batch.
@@ -67,6 +71,7 @@ class Config:
     hidden_sizes: tuple[int, ...] = (64, 64)  # CleanRL ppo.py
     activation: str = "tanh"  # CleanRL ppo.py
     policy_dist: str = "gaussian"
+    normalize_obs: bool = False  # statistics shared by the workers (module docstring)
 
     def __post_init__(self):
         cfg.positive(self, "num_actors", "messages_per_update", "envs_per_actor",
@@ -157,7 +162,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
 
 
 def env_needs(config: Config) -> EnvNeeds:
-    return EnvNeeds(num_envs=config.num_actors * config.envs_per_actor, gamma=config.gamma)
+    return EnvNeeds(num_envs=config.num_actors * config.envs_per_actor,
+                    normalize_obs=config.normalize_obs, gamma=config.gamma)
 
 
 ALGORITHM = Algorithm(

@@ -14,6 +14,14 @@ stale (the metrics ``staleness`` and ``staleness_max``). With one message per up
 learner applies each gradient as it arrives and the actor that sent it alone gets the new
 parameters.
 
+Observation statistics, where the algorithm normalises observations (``normalize_obs``), are
+shared: the learner holds one running mean and variance, sent beside the parameters; an actor
+normalises a new trajectory with the statistics it last received (updating them as it plays,
+as one process does), and returns the statistics of the raw observations it played, which the
+learner merges into its own (Chan et al.'s parallel combination). Every actor thus normalises
+with what all of them have seen, as in distributed PPO (Heess et al. 2017), and the checkpoint
+holds the learner's statistics, which evaluation uses.
+
 Faults: actors are created with ``max_restarts=-1``; one whose process dies is restarted by
 Ray, its lost message is counted (``actor_restarts``) and it is sent the newest parameters. The
 learner's update count never goes back. A checkpoint holds the learner state; ``--resume``
@@ -37,6 +45,7 @@ import numpy as np
 
 from pgzoo.algos.base import EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM, EPISODE_SUMS, EPISODES
 from pgzoo.algos.loops.actor_learner import STALENESS, State
+from pgzoo.envs.wrappers import RunningMeanStd, observation_stats, with_observation_stats
 from pgzoo.errors import Interrupted, PgzooError, RunFailed
 from pgzoo.run import checkpoint, rundir, signals
 from pgzoo.run.experiment import Experiment
@@ -83,6 +92,7 @@ class RolloutActor:
         self._message = jax.jit(al.message)
         self._reuse, self._uses, self._kept = al.reuse, 0, None
         self._steps = al.envs_per_actor * al.unroll_length
+        self._shares_stats = needs.normalize_obs
         self._env = env
         run_seed, index, version = seed
         key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(run_seed), index), version)
@@ -99,12 +109,23 @@ class RolloutActor:
 
         return ray.get_runtime_context().get_node_id()
 
-    def play(self, params, version: int):
-        """One message made with ``params`` (learner version ``version``): from a new
-        trajectory, or from the last one while it has been used fewer than ``reuse`` times."""
+    def observation_stats(self):
+        """The observation statistics this actor normalises with (None: it does not)."""
+        return jax.device_get(observation_stats(self._env_state))
+
+    def play(self, weights, version: int):
+        """One message made with ``weights`` = (params, observation statistics or None) of
+        learner version ``version``: from a new trajectory, or from the last one while it has
+        been used fewer than ``reuse`` times. Returns (message, episode sums, version, the
+        statistics of the raw observations of a new trajectory where they are shared, else
+        None)."""
+        params, stats = weights
         sums = dict.fromkeys((*EPISODE_SUMS, PLAYED), 0.0)
+        played = None
         if self._uses % self._reuse == 0:
             self._key, key = jax.random.split(self._key)
+            if self._shares_stats:
+                self._env_state = with_observation_stats(self._env_state, stats)
             self._env_state, self._obs, traj, new_sums = self._unroll(
                 params, self._env_state, self._obs, key)
             error = self._env.host_error()
@@ -112,9 +133,12 @@ class RolloutActor:
                 raise RuntimeError(f"the environment failed: {error}")
             self._kept, sums = traj, {k: float(v) for k, v in new_sums.items()}
             sums[PLAYED] = float(self._steps)
+            if self._shares_stats:  # the observations the statistics were updated with
+                raw = np.asarray(traj.info["raw_obs"])
+                played = RunningMeanStd.of(raw.reshape((-1,) + raw.shape[2:]))
         self._uses += 1
         message = self._message(params, self._kept, self._obs)
-        return jax.device_get(message), sums, version
+        return jax.device_get(message), sums, version, played
 
 
 def _stack(messages: list):
@@ -157,18 +181,24 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
 
     def to_state(learner) -> State:
         sent = jax.tree.map(lambda x: jnp.stack([x] * W), learner.params)
+        env_state = with_observation_stats(base.env_state, jax.tree.map(jnp.asarray, obs_stats))
         state = base._replace(learner=learner, actor_params=sent, version=jnp.int32(version),
-                              actor_versions=jnp.full(W, version, jnp.int32))
+                              actor_versions=jnp.full(W, version, jnp.int32),
+                              env_state=env_state)
         return jax.tree.map(lambda x: x[None], state) if exp.vmapped else state
 
     version, steps, elapsed_before = 0, 0, 0.0  # updates, environment steps played, seconds
     if resume and (ckpt_dir / checkpoint.FILENAME).exists():
         state, meta = checkpoint.load(ckpt_dir, exp.template())
         learner = exp.member_state(state, 0).learner
+        obs_stats = observation_stats(exp.member_state(state, 0).env_state)
         version, elapsed_before = int(meta["iteration"]), float(meta.get("wall_time", 0.0))
         steps = int(meta.get("env_steps", version * spu))
     else:
         learner = al.learner_init(jax.random.PRNGKey(exp.seed))
+        # the shared observation statistics start as one process's: its environments' resets
+        obs_stats = observation_stats(base.env_state)
+    obs_stats = jax.tree.map(lambda x: np.asarray(x, np.float32), obs_stats)
     record = {**record, "driver": "ray", "num_actors": W}
     write_config(exp, run_dir, record, "running", env_steps_done=steps)
 
@@ -215,7 +245,7 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
     synchronous, waiting = al.max_staleness == 0, []
 
     def weights():
-        return ray.put(jax.device_get(learner.params))
+        return ray.put((jax.device_get(learner.params), obs_stats))
 
     def save(status: str, **extra):
         nonlocal saved, saved_steps, last_ckpt
@@ -258,9 +288,12 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False, progress: str
                 w = pending.pop(ready[0])
                 accepted = False
                 try:
-                    received = ray.get(ready[0])
+                    *received, played = ray.get(ready[0])
                     failures[w] = 0
                     arrived += received[1][PLAYED]
+                    if played is not None:  # its observations count, used or dropped
+                        obs_stats = jax.tree.map(lambda x: np.asarray(x, np.float32),
+                                                 obs_stats.merge(played))
                     if al.max_staleness is not None and version - received[2] > al.max_staleness:
                         dropped += 1  # too old for a synchronous update: asked again below
                         sums_dropped = received[1]

@@ -151,20 +151,49 @@ class RunningMeanStd(NamedTuple):
         return cls(jnp.zeros(shape, jnp.float32), jnp.ones(shape, jnp.float32),
                    jnp.asarray(1e-4, jnp.float32))
 
-    def update(self, batch: jax.Array) -> RunningMeanStd:
-        """Chan et al.'s parallel update of mean and variance with a batch along axis 0."""
-        batch_mean, batch_var = batch.mean(0), batch.var(0)
-        batch_count = batch.shape[0]
-        delta = batch_mean - self.mean
-        total = self.count + batch_count
-        mean = self.mean + delta * batch_count / total
-        m2 = self.var * self.count + batch_var * batch_count + delta**2 * self.count * batch_count / total
+    @classmethod
+    def of(cls, batch) -> RunningMeanStd:
+        """The statistics of a batch along axis 0 (NumPy or JAX arrays)."""
+        xp = jnp if isinstance(batch, jax.Array) else np
+        return cls(batch.mean(0), batch.var(0), xp.asarray(batch.shape[0], xp.float32))
+
+    def merge(self, other: RunningMeanStd) -> RunningMeanStd:
+        """Chan et al.'s parallel combination: the statistics of both samples together."""
+        delta = other.mean - self.mean
+        total = self.count + other.count
+        mean = self.mean + delta * other.count / total
+        m2 = self.var * self.count + other.var * other.count + delta**2 * self.count * other.count / total
         return RunningMeanStd(mean, m2 / total, total)
+
+    def update(self, batch: jax.Array) -> RunningMeanStd:
+        """The statistics with a batch along axis 0 added."""
+        return self.merge(RunningMeanStd.of(batch))
 
 
 class NormObsState(NamedTuple):
     inner: Any
     stats: RunningMeanStd
+
+
+def observation_stats(env_state) -> RunningMeanStd | None:
+    """The running statistics a NormalizeObservation keeps in ``env_state``, or None when the
+    environment does not normalise its observations."""
+    found = [x.stats for x in jax.tree.leaves(env_state, is_leaf=_is_norm_obs)
+             if isinstance(x, NormObsState)]
+    return found[0] if found else None
+
+
+def with_observation_stats(env_state, stats: RunningMeanStd | None):
+    """``env_state`` normalising with ``stats`` (unchanged when ``stats`` is None): how the
+    actors of the Ray driver share one set of statistics."""
+    if stats is None:
+        return env_state
+    return jax.tree.map(lambda x: x._replace(stats=stats) if isinstance(x, NormObsState) else x,
+                        env_state, is_leaf=_is_norm_obs)
+
+
+def _is_norm_obs(x) -> bool:
+    return isinstance(x, NormObsState)
 
 
 class NormalizeObservation(Wrapper):
