@@ -31,6 +31,9 @@ EXPERIMENTS = {  # name: (algo, env, steps, extra CLI arguments, target)
     "impala_acrobot": ("impala", "Acrobot-v1", 2_000_000, [], -100.0),
     "a3c_acrobot": ("a3c", "Acrobot-v1", 2_000_000, [], -100.0),
     "dppo_cartpole": ("dppo", "CartPole-v1", 500_000, [], 475.0),
+    # the workers normalise observations with shared statistics
+    "dppo_cartpole_normobs": ("dppo", "CartPole-v1", 500_000, ["--set", "normalize_obs=true"],
+                              475.0),
     "impala_cartpole_bridge": ("impala", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
     "a3c_cartpole_bridge": ("a3c", "gymnasium:CartPole-v1", 2_000_000, [], 475.0),
     # D4PG's K = 2 actor processes feeding the learner's replay

@@ -331,7 +331,8 @@ def _list(_args) -> int:
     for name, algorithm in algos.ALGORITHMS.items():
         print(f"  {name:<14} {', '.join(algorithm.action_spaces):<22} "
               f"{algorithm.default_env:<13} {algorithm.summary}")
-    print("planned, not implemented yet: " + ", ".join(algos.PLANNED))
+    if algos.PLANNED:
+        print("planned, not implemented yet: " + ", ".join(algos.PLANNED))
     print("environment backends:")
     for name, text in envs.BACKENDS.items():
         print(f"  {name:<26} {text}")

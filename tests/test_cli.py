@@ -26,7 +26,9 @@ def one_line_error(capsys, argv, fragment):
 
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "nope"], "unknown algorithm 'nope'; valid: reinforce, actor_critic, a2c, vpg, ppo"),
-    (["train", "maddpg"], "maddpg is planned"),
+    (["train", "maddpg", "--env", "CartPole-v1"], "maddpg is a multi-agent algorithm"),
+    (["train", "ppo", "--env", "jaxmarl:MPE_simple_spread_v3"], "multi-agent algorithms: maddpg"),
+    (["train", "maddpg", "--set", "critics=ddpg"], "critics must be centralised, independent"),
     (["train", "ppo", "--env", "NoSuchEnv-v9"], "unknown environment 'NoSuchEnv-v9'"),
     (["train", "ppo", "--set", "lr=0.1"], "unknown config key 'lr' for ppo; valid keys: num_envs"),
     (["train", "ppo", "--set", "learning_rate=fast"], "learning_rate must be a number"),

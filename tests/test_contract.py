@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from pgzoo import algos
+from pgzoo import algos, envs
 from pgzoo.algos.base import ACTION_SPACE_KINDS, Algorithm, EnvNeeds
 from pgzoo.core.config import to_dict
 from pgzoo.errors import PgzooError
@@ -63,14 +63,26 @@ SMALL = {
                  hidden_sizes=(8,)),
     "impala": dict(num_actors=2, envs_per_actor=2, unroll_length=4, hidden_sizes=(8,)),
     "svpg": dict(num_particles=2, num_envs=2, num_steps=4, hidden_sizes=(8,)),
+    "maddpg": dict(OFF_POLICY, train_every=2),
 }
 ENVS = {"discrete": ("CartPole-v1", "gymnasium:CartPole-v1"),
         "continuous": ("Pendulum-v1", "gymnasium:Pendulum-v1")}
 # the tabular methods need a finite state space
 TABULAR_ENVS = ("FrozenLake-v1", "gymnasium:FrozenLake-v1")
+# the multi-agent methods need several agents: JaxMARL's MPE and mpe2's through PettingZoo
+MULTI_AGENT_ENVS = {
+    "discrete": ("jaxmarl:MPE_simple_spread_v3", "pettingzoo:mpe2.simple_spread_v3"),
+    "continuous": ("jaxmarl:MPE_simple_spread_v3@action_type=Continuous",
+                   "pettingzoo:mpe2.simple_spread_v3@continuous_actions=True")}
+
+
+def _multi_agent(a) -> bool:
+    return a.env_needs(a.config()).multi_agent
 
 
 def _envs(a, kind):
+    if _multi_agent(a):
+        return MULTI_AGENT_ENVS[kind]
     return TABULAR_ENVS if a.env_needs(a.config()).state_index else ENVS[kind]
 
 
@@ -107,7 +119,9 @@ def test_declaration_is_complete(name):
 @pytest.mark.parametrize("name", sorted(algos.ALGORITHMS))
 def test_unsupported_action_space_is_a_one_line_error(name):
     a = algos.ALGORITHMS[name]
-    with pytest.raises(PgzooError, match="MultiBinary space.*supports") as e:
+    message = ("is a multi-agent algorithm and envs_for_tests:Switches has one agent"
+               if _multi_agent(a) else "MultiBinary space.*supports")
+    with pytest.raises(PgzooError, match=message) as e:
         build(name, "envs_for_tests:Switches")
     assert "\n" not in str(e.value)
     for kind in set(ACTION_SPACE_KINDS) - set(a.action_spaces):
@@ -130,6 +144,12 @@ def test_trains_and_checkpoint_round_trips(name, spec, tmp_path):
     assert meta["iteration"] == 3
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(restored), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    space = exp.env.observation_space
+    if isinstance(space, envs.MultiAgent):  # {agent: observation} -> {agent: action}
+        actions = exp.policy(restored)({a: np.zeros(s.shape, np.float32)
+                                        for a, s in zip(space.agents, space.spaces)})
+        assert set(actions) == set(space.agents)
+        return
     action = exp.policy(restored)(np.zeros(exp.env.observation_space.shape, np.float32))
     if exp.env.action_space.kind == "continuous":
         assert action.shape == (1,) and -2.0 <= float(action[0]) <= 2.0

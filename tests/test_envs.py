@@ -35,7 +35,9 @@ def test_make_resolves_backends():
 @pytest.mark.parametrize("spec, fragment", [
     ("NoSuchEnv-v0", "unknown environment 'NoSuchEnv-v0'"),
     ("gymnax:NoSuch-v0", "not a gymnax id"),
-    ("jaxmarl:MPE_simple_v3", "jaxmarl backend is not available yet"),
+    ("jaxmarl:MPE_nope_v3", "unknown jaxmarl environment 'MPE_nope_v3'; valid: MPE_"),
+    ("pettingzoo:no_such_module_xyz", "cannot import 'no_such_module_xyz'"),
+    ("pettingzoo:json", "has no parallel_env"),
     ("brax:no_such_robot", "unknown Brax environment 'no_such_robot'"),
     ("brax:ant@warp9", "unknown Brax pipeline 'warp9'"),
     ("no_such_module_xyz:Env", "cannot import module"),

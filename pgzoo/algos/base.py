@@ -30,7 +30,8 @@ from typing import Any, NamedTuple
 
 import jax
 
-from pgzoo.core.rollout import EPISODE_SUMS, EPISODES, EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM
+from pgzoo.core.rollout import (AGENT_RETURN_SUM, EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM,
+                                EPISODE_SUMS, EPISODES, is_episode_sum)
 
 # A metric an algorithm may report: 1 once its computation is complete (dynamic programming
 # within its tolerance); the run then stops when every member has converged.
@@ -40,9 +41,9 @@ BUDGET_UNITS = ("env_steps", "sweeps", "generations")
 # Which driver runs the algorithm: the compiled chunk loop (``pgzoo.run.trainer``), or a host-side
 # actor-learner driver (Ray) for the distributed family.
 DRIVERS = ("compiled", "ray")
-ACTION_SPACE_KINDS = ("discrete", "continuous")
+ACTION_SPACE_KINDS = ("discrete", "continuous")  # of each agent, in a multi-agent task
 
-__all__ = ["ACTION_SPACE_KINDS", "ActorLearner", "Agent", "Algorithm", "BUDGET_UNITS", "CONVERGED", "DRIVERS",
+__all__ = ["ACTION_SPACE_KINDS", "AGENT_RETURN_SUM", "is_episode_sum", "ActorLearner", "Agent", "Algorithm", "BUDGET_UNITS", "CONVERGED", "DRIVERS",
            "EPISODES",
            "EPISODE_LENGTH_SUM", "EPISODE_RETURN_SUM", "EPISODE_SUMS", "EnvNeeds",
            "standard_env_needs", "with_values"]

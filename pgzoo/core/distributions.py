@@ -122,3 +122,17 @@ def tanh_gaussian_sample(mean, log_std, key):
     log_normal = -0.5 * eps ** 2 - log_std - 0.5 * jnp.log(2.0 * jnp.pi)
     log_det = 2.0 * (jnp.log(2.0) - u - jax.nn.softplus(-2.0 * u))
     return jnp.tanh(u), jnp.sum(log_normal - log_det, axis=-1)
+
+
+def gumbel_softmax(logits, key, temperature: float = 1.0, hard: bool = False):
+    """The Gumbel-softmax (concrete) relaxation of a categorical sample (Jang et al. 2017;
+    Maddison et al. 2017): y = softmax((logits + g) / temperature), g ~ Gumbel(0, 1), a point
+    of the simplex that is differentiable in the logits; argmax(y) is an exact sample of
+    Categorical(logits) (the Gumbel-max trick). With ``hard`` the value is the one-hot of that
+    sample and the gradient is the relaxed one's (straight-through)."""
+    g = jax.random.gumbel(key, logits.shape, logits.dtype)
+    y = jax.nn.softmax((logits + g) / temperature, axis=-1)
+    if not hard:
+        return y
+    one_hot = jax.nn.one_hot(jnp.argmax(y, axis=-1), logits.shape[-1], dtype=y.dtype)
+    return y + jax.lax.stop_gradient(one_hot - y)

@@ -46,6 +46,13 @@ def rollout(env, env_state, obs, key, act: Callable, num_steps: int):
 # in an iteration (the host divides them into mean return and length).
 EPISODES, EPISODE_RETURN_SUM, EPISODE_LENGTH_SUM = "episodes", "episode_return_sum", "episode_length_sum"
 EPISODE_SUMS = (EPISODES, EPISODE_RETURN_SUM, EPISODE_LENGTH_SUM)
+# Multi-agent tasks add one return sum per agent, ``agent_return_sum/NAME``; the host reports
+# ``NAME/episode_return``, the agent's mean episode return.
+AGENT_RETURN_SUM = "agent_return_sum/"
+
+
+def is_episode_sum(name: str) -> bool:
+    return name in EPISODE_SUMS or name.startswith(AGENT_RETURN_SUM)
 
 
 def episode_metrics(info: dict) -> dict[str, jax.Array]:
@@ -55,6 +62,8 @@ def episode_metrics(info: dict) -> dict[str, jax.Array]:
         EPISODES: done.sum().astype(jnp.float32),
         EPISODE_RETURN_SUM: jnp.where(done, info["episode_return"], 0.0).sum(),
         EPISODE_LENGTH_SUM: jnp.where(done, info["episode_length"], 0).sum().astype(jnp.float32),
+        **{AGENT_RETURN_SUM + name: jnp.where(done, r, 0.0).sum()
+           for name, r in info.get("agent_returns", {}).items()},
     }
 
 
@@ -67,6 +76,6 @@ def block_of_steps(env_step: Callable, block_size: int) -> Callable:
         key, block_key = jax.random.split(state.key)
         state, m = jax.lax.scan(env_step, state._replace(key=key),
                                 jax.random.split(block_key, block_size))
-        return state, {k: (v.sum() if k in EPISODE_SUMS else jnp.nanmean(v)) for k, v in m.items()}
+        return state, {k: (v.sum() if is_episode_sum(k) else jnp.nanmean(v)) for k, v in m.items()}
 
     return step

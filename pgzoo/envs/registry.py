@@ -16,7 +16,7 @@ import importlib
 import sys
 from functools import lru_cache, partial
 
-from pgzoo.envs import spaces
+from pgzoo.envs import multi_agent, spaces
 from pgzoo.envs.quiet import quiet_mujoco_deprecations
 from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
@@ -42,8 +42,12 @@ BACKENDS = {
             "compiled with the algorithm; pip install 'pgzoo[brax]'",
     "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
     "package.module:ClassName": "a user's own gymnasium.Env class, through the host bridge",
+    "jaxmarl": "multi-agent, JAX-native (jaxmarl:MPE_simple_spread_v3, ...); "
+               "pip install 'pgzoo[marl]'",
+    "pettingzoo": "multi-agent, a PettingZoo parallel environment through a host bridge "
+                  "(pettingzoo:mpe2.simple_spread_v3, ...); pip install 'pgzoo[marl]'",
 }
-PLANNED_BACKENDS = ("jaxmarl",)
+MULTI_AGENT_BACKENDS = ("jaxmarl", "pettingzoo")
 
 
 # pgzoo's own JAX-native tasks: id -> factory(num_envs, **options)
@@ -167,9 +171,8 @@ def resolve(spec: str) -> tuple[str, str]:
             return "pgzoo", rest
         if prefix == "mdp":
             return "mdp", rest
-        if prefix in PLANNED_BACKENDS:
-            raise PgzooError(f"the {prefix} backend is not available yet; valid backends: "
-                             "gymnax, brax, gymnasium, package.module:ClassName")
+        if prefix in MULTI_AGENT_BACKENDS:
+            return prefix, rest
         return "class", spec
     if spec in jax_native_ids():
         return "gymnax", spec
@@ -207,6 +210,9 @@ def make_base(spec: str, num_envs: int = 1) -> Env:
                              f"{err}") from None
     if backend == "mdp":
         return from_file(env_id, num_envs)
+    if backend in MULTI_AGENT_BACKENDS:
+        name, options = split_options(env_id)
+        return multi_agent.make_base(backend, name, num_envs, options)
     if backend == "gymnasium":
         return GymnasiumEnv(_gymnasium_factory(env_id), num_envs, f"gymnasium:{env_id}")
     return GymnasiumEnv(_user_class_factory(env_id), num_envs, env_id)
@@ -217,6 +223,16 @@ def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
     """A batch of ``num_envs`` copies of ``spec`` with episode statistics, [-1, 1] actions for
     bounded boxes, a one-hot encoding of discrete observations (unless ``one_hot`` is False: the
     tabular methods see the state index), and optional observation and reward normalisation."""
+    backend, env_id = resolve(spec)
+    if backend in MULTI_AGENT_BACKENDS:
+        if normalize_obs or normalize_reward:
+            raise PgzooError(f"{spec} is a multi-agent task, and observation and reward "
+                             "normalisation are not built for those; leave normalize_obs and "
+                             "normalize_reward off")
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise PgzooError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        name, options = split_options(env_id)
+        return multi_agent.make(backend, name, num_envs, options)
     env: Env = EpisodeStatistics(make_base(spec, num_envs))
     if one_hot and isinstance(env.observation_space, spaces.Discrete):
         env = OneHotObservation(env)

@@ -38,6 +38,38 @@ class Box:
 Space = Discrete | Box
 
 
+@dataclass(frozen=True, eq=False)
+class MultiAgent:
+    """One space per agent of a multi-agent task (``pgzoo.envs.multi_agent``). Where every
+    agent's space is the same (``homogeneous``), values are stacked on an agent axis, [N, A, ...];
+    otherwise they are a tuple of per-agent arrays, each [N, ...]."""
+
+    agents: tuple[str, ...]
+    spaces: tuple[Space, ...]
+
+    @property
+    def kind(self) -> str:
+        kinds = {s.kind for s in self.spaces}
+        return kinds.pop() if len(kinds) == 1 else "mixed"
+
+    @property
+    def homogeneous(self) -> bool:
+        first = self.spaces[0]
+        return all(s.kind == first.kind and s.shape == first.shape
+                   and getattr(s, "n", None) == getattr(first, "n", None) for s in self.spaces)
+
+    @property
+    def shape(self) -> tuple:
+        """(A, *shape) where homogeneous, else the tuple of the agents' shapes."""
+        if self.homogeneous:
+            return (len(self.agents), *self.spaces[0].shape)
+        return tuple(s.shape for s in self.spaces)
+
+    @property
+    def n(self) -> tuple[int, ...]:
+        return tuple(getattr(s, "n", 0) for s in self.spaces)
+
+
 def from_gymnasium(space) -> Space:
     import gymnasium
 

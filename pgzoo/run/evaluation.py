@@ -35,7 +35,12 @@ class Policy:
         return self._agent.policy(agent_params, obs, key, deterministic)
 
     def __call__(self, obs, key: jax.Array | None = None, deterministic: bool = True):
-        """One observation (or a batch) -> NumPy action(s) for the Gymnasium environment."""
+        """One observation (or a batch) -> NumPy action(s) for the Gymnasium environment; for
+        a multi-agent task {agent: observation} -> {agent: action}, as PettingZoo's parallel
+        API takes them."""
+        key = jax.random.PRNGKey(0) if key is None else key
+        if isinstance(self.action_space, envs.MultiAgent):
+            return self._call_agents(obs, key, deterministic)
         shape = tuple(self._train_env.observation_space.shape)
         try:
             obs = jnp.asarray(obs, jnp.float32)
@@ -49,12 +54,38 @@ class Policy:
                              f"{tuple(obs.shape)}")
         single = obs.ndim == len(shape)
         batch = obs[None] if single else obs
-        key = jax.random.PRNGKey(0) if key is None else key
         action = self._jit_act(self.params, batch, key, deterministic=deterministic)
         if isinstance(self.action_space, envs.Box) and self.action_space.bounded:
             action = envs.rescale_action(action, self.action_space.low, self.action_space.high)
         action = np.asarray(action)
         return action[0] if single else action
+
+
+    def _call_agents(self, obs, key, deterministic: bool):
+        from pgzoo.envs.multi_agent import join_agents, split_agents
+
+        obs_space = self._train_env.observation_space
+        agents = obs_space.agents
+        if not isinstance(obs, dict) or set(obs) != set(agents):
+            raise PgzooError(f"a policy of {self.env_spec} takes a dict of observations, one per "
+                             f"agent ({', '.join(agents)}), got "
+                             f"{sorted(obs) if isinstance(obs, dict) else type(obs).__name__}")
+        per_agent = []
+        for name, space in zip(agents, obs_space.spaces):
+            o = jnp.asarray(obs[name], jnp.float32)
+            if o.shape != tuple(space.shape):
+                raise PgzooError(f"agent {name!r} of {self.env_spec} observes shape "
+                                 f"{tuple(space.shape)}, got {tuple(o.shape)}")
+            per_agent.append(o[None])
+        action = self._jit_act(self.params, join_agents(per_agent, obs_space), key,
+                               deterministic=deterministic)
+        out = {}
+        for name, a, space in zip(agents, split_agents(action, self.action_space),
+                                  self.action_space.spaces):
+            if isinstance(space, envs.Box) and space.bounded:
+                a = envs.rescale_action(a, space.low, space.high)
+            out[name] = np.asarray(a)[0] if isinstance(space, envs.Box) else int(a[0])
+        return out
 
 
 class EvalCarry(NamedTuple):

@@ -194,13 +194,21 @@ def build(algo: str, env_spec: str, total_steps: int | None = None, seed: int = 
           f"got {seed!r}")
     points = _grid(algorithm, config, grid)
     needs = algorithm.env_needs(config)
-    if needs.multi_agent:
-        raise PgzooError(f"{algo} needs a multi-agent environment, which this version of the "
-                         "environment layer lacks")
+    multi_agent_spec = envs.resolve(env_spec)[0] in envs.MULTI_AGENT_BACKENDS
+    if needs.multi_agent and not multi_agent_spec:
+        raise PgzooError(f"{algo} is a multi-agent algorithm and {env_spec} has one agent; "
+                         f"valid: a multi-agent task such as {', '.join(envs.MULTI_AGENT_EXAMPLES)}")
+    if multi_agent_spec and not needs.multi_agent:
+        multi = [name for name, a in algos.ALGORITHMS.items()
+                 if a.env_needs(a.config()).multi_agent]
+        raise PgzooError(f"{env_spec} is a multi-agent task and {algo} acts for one agent; "
+                         f"multi-agent algorithms: {', '.join(multi)}")
     env = envs.make(env_spec, num_envs=needs.num_envs, normalize_obs=needs.normalize_obs,
                     normalize_reward=needs.normalize_reward, gamma=needs.gamma,
                     one_hot=not needs.state_index)
-    kind = env.action_space.kind
+    kinds = ([s.kind for s in env.action_space.spaces] if needs.multi_agent
+             else [env.action_space.kind])
+    kind = next((k for k in kinds if k not in algorithm.action_spaces), kinds[0])
     if kind not in algorithm.action_spaces:
         raise PgzooError(f"{algo} does not support {kind} actions ({env_spec} has "
                          f"{type(env.unwrapped.action_space).__name__} actions); {algo} supports: "

@@ -24,11 +24,12 @@ import numpy as np
 
 from pgzoo import __version__
 from pgzoo.algos.base import (
+    AGENT_RETURN_SUM,
     CONVERGED,
     EPISODE_LENGTH_SUM,
     EPISODE_RETURN_SUM,
-    EPISODE_SUMS,
     EPISODES,
+    is_episode_sum,
 )
 from pgzoo.core.config import to_dict
 from pgzoo.errors import Interrupted, PgzooError, RunFailed
@@ -243,7 +244,10 @@ def _rows(exp: Experiment, buffer: dict[str, np.ndarray], n: int, first_iteratio
                    "episode_return": float(m[EPISODE_RETURN_SUM]) / episodes if episodes else "",
                    "episode_length": float(m[EPISODE_LENGTH_SUM]) / episodes if episodes else "",
                    "wall_time": round(wall_time, 3)}
-            row.update({k: float(v) for k, v in m.items() if k not in EPISODE_SUMS})
+            row.update({k: float(v) for k, v in m.items() if not is_episode_sum(k)})
+            row.update({k[len(AGENT_RETURN_SUM):] + "/episode_return":
+                        float(v) / episodes if episodes else ""
+                        for k, v in m.items() if k.startswith(AGENT_RETURN_SUM)})
             rows.append(row)
     return rows
 
@@ -360,7 +364,9 @@ def train(exp: Experiment, run_dir: Path, *, resume: bool = False,
         groups = SeedGroups(exp, chunk)
         states = groups.split(state)
         columns = (["iteration", "seed", unit, "episode_return", "episode_length", "episodes"]
-                   + [k for k in metric_names if k not in EPISODE_SUMS] + ["wall_time"])
+                   + [k[len(AGENT_RETURN_SUM):] + "/episode_return" for k in metric_names
+                      if k.startswith(AGENT_RETURN_SUM)]
+                   + [k for k in metric_names if not is_episode_sum(k)] + ["wall_time"])
         log = starting(lambda: rundir.MetricsLog(run_dir, columns, exp.members, tensorboard,
                                                  keep_until_iteration=iteration, wandb=wandb))
         evals = (starting(lambda: Evaluations(exp, run_dir, evaluation, iteration, state))

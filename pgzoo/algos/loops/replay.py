@@ -29,7 +29,11 @@ An algorithm supplies:
   prioritised, then ``normalized``) and may write priorities back. ``normalize(obs)`` applies the
   current observation statistics to stored (raw) observations;
 - optionally ``train_every``: learn only at every ``train_every``-th step of each environment
-  (DQN's train frequency); the update-to-data ratio is then gradient_steps / (N train_every).
+  (DQN's train frequency); the update-to-data ratio is then gradient_steps / (N train_every);
+- optionally ``random_action(key, N)``, the burn-in actions, and ``env_action(action)``, what
+  the environment gets of an action the buffer stores (MADDPG stores a discrete agent's relaxed
+  action vector and steps with its argmax). Actions, observations, rewards and done flags may
+  be pytrees with an agent axis (the multi-agent tasks of ``pgzoo.envs.multi_agent``).
 """
 from __future__ import annotations
 
@@ -123,22 +127,27 @@ def check_budget(config, total_steps: int) -> None:
 
 def make_agent(env, config, buffer, init_learner: Callable, update: Callable, policy: Callable,
                explore: Callable | None = None,
-               init_noise: Callable[[int], Any] = lambda n: (), train_every: int = 1) -> Agent:
+               init_noise: Callable[[int], Any] = lambda n: (), train_every: int = 1,
+               random_action: Callable | None = None,
+               env_action: Callable = lambda action: action) -> Agent:
     num_envs = config.num_envs
     if explore is None:
         def explore(params, obs, noise, key, step):
             return policy(params, obs, key), noise
 
-    space = env.action_space
+    if random_action is None:
+        def random_action(key, num_envs):
+            return random_actions(env.action_space, key, num_envs)
 
     def init(key):
         env_key, learner_key, state_key = jax.random.split(key, 3)
         env_state, ts = env.reset(env_key)
         raw_obs = raw_observations(ts)[0]
-        action = jnp.zeros_like(random_actions(space, key, num_envs))  # its dtype and shape
+        action = jax.tree.map(jnp.zeros_like, random_action(key, num_envs))  # dtype, shape
         params, learner = init_learner(learner_key, ts.obs, action)
-        example = replay.Transition(raw_obs[0], action[0], jnp.float32(0.0), raw_obs[0],
-                                    jnp.bool_(False), jnp.bool_(False))
+        first = jax.tree.map(lambda x: x[0], (raw_obs, action, ts.reward, ts.terminated))
+        example = replay.Transition(first[0], first[1], jnp.zeros_like(first[2]), first[0],
+                                    jnp.zeros_like(first[3]), jnp.zeros_like(first[3]))
         return State(params, learner, buffer.init(example), env_state, ts.obs, raw_obs,
                      init_noise(num_envs), state_key, jnp.int32(0))
 
@@ -167,11 +176,12 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
     def env_step(state: State, key):
         act_key, random_key, env_key, learn_key = jax.random.split(key, 4)
         burn_in = state.env_steps * num_envs < config.learning_starts
-        random_action = random_actions(space, random_key, num_envs)
+        random = random_action(random_key, num_envs)
         action, noise = explore(state.params, state.obs, state.noise, act_key,
                                 state.env_steps * num_envs)
-        action = jnp.where(burn_in, random_action, action).astype(random_action.dtype)
-        env_state, ts = env.step(state.env_state, action, env_key)
+        action = jax.tree.map(lambda r, a: jnp.where(burn_in, r, a).astype(r.dtype), random,
+                              action)
+        env_state, ts = env.step(state.env_state, env_action(action), env_key)
         noise = jax.tree.map(
             lambda n: jnp.where(ts.done.reshape((-1,) + (1,) * (n.ndim - 1)), 0.0, n), noise)
         raw_obs, raw_final_obs = raw_observations(ts)
