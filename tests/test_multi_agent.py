@@ -166,3 +166,34 @@ def test_maddpg_learns_simple_spread_with_a_fixed_seed(tmp_path):
     burn_in = np.mean([r["episode_return"] for r in rows if r["env_steps"] <= 25_600])
     last = np.mean([r["episode_return"] for r in rows[-10:]])
     assert burn_in < -75 and last > burn_in + 15, (burn_in, last)
+
+
+def test_command_line_trains_evaluates_plots_and_records_an_mpe_video(capsys, tmp_path):
+    """The front door for a multi-agent run: train, eval (with a video from mpe2's renderer),
+    resume and plot, each agent's return in metrics.csv."""
+    import json
+
+    from PIL import Image
+
+    from pgzoo.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "maddpg", "--env", SPREAD, "--steps", "500", "--run-dir", str(run),
+                 "--no-progress", "--no-tensorboard", "--eval-episodes", "2",
+                 "--set", "learning_starts=64", "--set", "batch_size=32",
+                 "--set", "block_size=50", "--set", "hidden_sizes=16,16"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--episodes", "3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["episodes"] == 3 and out["mean_return"] < 0  # MPE's rewards are distances
+    gif = tmp_path / "spread.gif"
+    assert main(["eval", str(run), "--episodes", "1", "--video", str(gif)]) == 0
+    assert json.loads(capsys.readouterr().out)["video"]["frames"] == 25  # mpe2's 25 steps
+    with Image.open(gif) as im:
+        assert im.n_frames >= 20  # (identical frames are merged)
+    assert main(["train", "--resume", str(run), "--steps", "1000", "--no-progress"]) == 0
+    rows = rundir.read_metrics(run)
+    assert [r["iteration"] for r in rows] == list(range(1, 21))
+    assert all(r["agent_2/episode_return"] != "" for r in rows if r["episodes"])
+    assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

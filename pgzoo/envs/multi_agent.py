@@ -21,9 +21,7 @@ agent's own in ``info["agent_returns"]``.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
 from typing import Any, NamedTuple
 
 import jax
@@ -33,6 +31,7 @@ from jax.experimental import io_callback
 
 from pgzoo.envs import spaces
 from pgzoo.envs.protocol import Env, TimeStep
+from pgzoo.envs.quiet import quiet_stdout
 from pgzoo.envs.wrappers import Wrapper, rescale_action
 from pgzoo.errors import PgzooError
 
@@ -80,8 +79,9 @@ class JaxMARLEnv(Env):
 
     def __init__(self, name: str, num_envs: int, options: dict):
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints about its submodules
+            with quiet_stdout():  # it prints about its optional submodules
                 import jaxmarl
+                import jaxmarl.environments  # noqa: F401
         except ImportError:
             raise PgzooError("jaxmarl environments need jaxmarl: pip install 'pgzoo[marl]'"
                              ) from None
@@ -89,7 +89,8 @@ class JaxMARLEnv(Env):
             mpe = ", ".join(e for e in jaxmarl.registered_envs if e.startswith("MPE"))
             raise PgzooError(f"unknown jaxmarl environment {name!r}; valid: {mpe}, ...")
         try:
-            self._env = jaxmarl.make(name, **options)
+            with quiet_stdout():
+                self._env = jaxmarl.make(name, **options)
         except TypeError as err:
             raise PgzooError(f"jaxmarl environment {name!r} does not take the options "
                              f"{options}: {err}") from None
@@ -334,6 +335,28 @@ class MultiAgentRescaleAction(Wrapper):
                   if isinstance(s, spaces.Box) and s.bounded else x
                   for x, s in zip(per_agent, self.env.action_space.spaces)]
         return self.env.step(state, join_agents(scaled, self.env.action_space), key)
+
+
+def render_factory(backend: str, target: str, options: dict):
+    """A factory for the PettingZoo parallel twin of a task in rgb_array mode, for videos: the
+    module itself (pettingzoo:), or mpe2's version of a JaxMARL MPE task (JaxMARL ported the
+    same tasks; its episodes last one step longer)."""
+    if backend == "jaxmarl":
+        if not target.startswith("MPE_"):
+            raise PgzooError(f"jaxmarl:{target} has no PettingZoo twin to render a video with; "
+                             "videos work for the MPE tasks")
+        options = dict(options)
+        continuous = options.pop("action_type", "Discrete") == "Continuous"
+        target = "mpe2." + target[len("MPE_"):]
+        options = {"continuous_actions": continuous} if continuous else {}
+    try:
+        module = importlib.import_module(target)
+    except ImportError as err:
+        raise PgzooError(f"cannot import {target!r} to render a video: {err}") from None
+
+    def factory():
+        return module.parallel_env(render_mode="rgb_array", **options)
+    return factory
 
 
 def make_base(backend: str, target: str, num_envs: int, options: dict) -> Env:

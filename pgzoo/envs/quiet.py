@@ -37,3 +37,24 @@ def quiet_mujoco_deprecations(active: bool = True):
         yield
     finally:
         mujoco.set_mju_user_warning(previous)
+
+
+@contextmanager
+def quiet_stdout():
+    """Standard output dropped, at the level of the file descriptor too: jaxmarl prints about
+    its optional submodules when first imported, past ``contextlib.redirect_stdout``."""
+    import contextlib
+    import io
+    import os
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)

@@ -246,8 +246,11 @@ def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
 
 
 def render_factory(spec: str):
-    """A factory for the Gymnasium twin of ``spec`` in rgb_array mode, for videos."""
+    """A factory for the Gymnasium twin of ``spec`` in rgb_array mode, for videos (for a
+    multi-agent task, its PettingZoo parallel twin)."""
     backend, env_id = resolve(spec)
+    if backend in MULTI_AGENT_BACKENDS:  # a PettingZoo parallel environment
+        return multi_agent.render_factory(backend, *split_options(env_id))
     if backend == "class":
         return _user_class_factory(env_id, render_mode="rgb_array")
     if backend in ("brax", "pgzoo", "mdp") and split_options(env_id)[0] not in TOY_TEXT:

@@ -57,27 +57,13 @@ def _render(env, spec: str):
 
 def record_gif(policy: Policy, out: Path, seed: int = 0, max_frames: int = 1000,
                fps: int = 30) -> dict:
-    from PIL import Image
-
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     prefer_headless_gl()
     env = envs.render_factory(policy.env_spec)()
+    play = _play_agents if isinstance(policy.action_space, envs.MultiAgent) else _play
     try:
-        obs, _ = env.reset(seed=seed)
-        frames, total, done = [], 0.0, False
-        while not done and len(frames) < max_frames:
-            frame = _render(env, policy.env_spec)
-            if frame is None:
-                raise PgzooError(f"environment {policy.env_spec!r} does not render rgb_array "
-                                 "frames, so no video can be made")
-            frames.append(Image.fromarray(np.asarray(frame, np.uint8)))
-            action = policy(obs)
-            if isinstance(policy.action_space, envs.Discrete):
-                action = int(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            done = terminated or truncated
+        frames, total = play(env, policy, seed, max_frames)
     finally:
         env.close()
     out = Path(out)
@@ -87,3 +73,42 @@ def record_gif(policy: Policy, out: Path, seed: int = 0, max_frames: int = 1000,
     frames[0].save(out, save_all=True, append_images=frames[1:], duration=int(1000 / fps),
                    loop=0, optimize=True)
     return {"frames": len(frames), "return": total, "path": str(out)}
+
+
+def _frame(env, policy: Policy):
+    from PIL import Image
+
+    frame = _render(env, policy.env_spec)
+    if frame is None:
+        raise PgzooError(f"environment {policy.env_spec!r} does not render rgb_array "
+                         "frames, so no video can be made")
+    return Image.fromarray(np.asarray(frame, np.uint8))
+
+
+def _play_agents(env, policy: Policy, seed: int, max_frames: int):
+    """One episode of a PettingZoo parallel environment; the return is summed over agents."""
+    obs, _ = env.reset(seed=seed)
+    frames, total = [], 0.0
+    while env.agents and len(frames) < max_frames:
+        frames.append(_frame(env, policy))
+        full = {a: obs.get(a, np.zeros(s.shape, np.float32)) for a, s in zip(
+            policy.action_space.agents, policy._train_env.observation_space.spaces)}
+        actions = policy(full)
+        obs, rewards, _, _, _ = env.step({a: actions[a] for a in env.agents})
+        total += float(sum(rewards.values()))
+    return frames, total
+
+
+def _play(env, policy: Policy, seed: int, max_frames: int):
+    """One episode of a Gymnasium environment."""
+    obs, _ = env.reset(seed=seed)
+    frames, total, done = [], 0.0, False
+    while not done and len(frames) < max_frames:
+        frames.append(_frame(env, policy))
+        action = policy(obs)
+        if isinstance(policy.action_space, envs.Discrete):
+            action = int(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        done = terminated or truncated
+    return frames, total
