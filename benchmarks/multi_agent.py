@@ -38,8 +38,7 @@ EXPERIMENTS = {  # name: (env, {label: critics})
                          {"MADDPG": "centralised", "DDPG": "independent"}),
     # agents: adversary_0, agent_0, agent_1; "M adversary vs D agents" and the reverse
     "adversary": ("jaxmarl:MPE_simple_adversary_v3",
-                  {"MADDPG": "centralised", "DDPG": "independent",
-                   "MADDPG adversary vs DDPG agents": "centralised,independent,independent",
+                  {"MADDPG adversary vs DDPG agents": "centralised,independent,independent",
                    "DDPG adversary vs MADDPG agents": "independent,centralised,centralised"}),
 }
 RESULTS = DOCS / "multi_agent.json"

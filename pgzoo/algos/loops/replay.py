@@ -21,9 +21,10 @@ An algorithm supplies:
 - ``policy(params, obs, key, deterministic)``: the policy (``noisy_deterministic_policy`` or
   ``squashed_gaussian_policy``);
 - optionally ``explore(params, obs, noise, key, step) -> (action, noise)``: the behaviour policy
-  when it is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck) or ``()``,
-  zeroed where an episode ends; ``step`` counts the environment steps taken so far, all
-  environments together (for schedules such as DQN's epsilon);
+  when it is not ``policy``; ``noise`` is a per-environment state (Ornstein-Uhlenbeck, MADDPG's
+  sub-policy of the episode) or ``()``, zeroed where an episode ends; ``step`` counts the
+  environment steps taken so far, all environments together (for schedules such as DQN's
+  epsilon);
 - ``update(params, learner, buffer_state, key, normalize) -> (params, learner, buffer_state,
   stats)``: one gradient step; it samples the buffer itself (uniformly with ``uniform_batch``, or
   prioritised, then ``normalized``) and may write priorities back. ``normalize(obs)`` applies the
@@ -182,8 +183,9 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
         action = jax.tree.map(lambda r, a: jnp.where(burn_in, r, a).astype(r.dtype), random,
                               action)
         env_state, ts = env.step(state.env_state, env_action(action), env_key)
-        noise = jax.tree.map(
-            lambda n: jnp.where(ts.done.reshape((-1,) + (1,) * (n.ndim - 1)), 0.0, n), noise)
+        ended = ts.info.get("episode_done", ts.done)  # [N]: every agent's episode over
+        noise = jax.tree.map(lambda n: jnp.where(
+            ended.reshape((-1,) + (1,) * (n.ndim - 1)), jnp.zeros_like(n), n), noise)
         raw_obs, raw_final_obs = raw_observations(ts)
         buffer_state = replay.add(buffer, state.buffer, replay.Transition(
             state.raw_obs, action, ts.reward, raw_final_obs, ts.terminated, ts.done))
