@@ -197,3 +197,25 @@ def test_command_line_trains_evaluates_plots_and_records_an_mpe_video(capsys, tm
     assert all(r["agent_2/episode_return"] != "" for r in rows if r["episodes"])
     assert main(["plot", str(run), "-o", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_policy_ensembles_play_one_sub_policy_per_episode():
+    """ensemble_size K = 3: each agent draws a sub-policy at an episode's start and keeps it
+    to the end (JaxMARL's episodes: 26 steps); the buffer stores it, and across episodes every
+    sub-policy plays."""
+    from pgzoo.run.experiment import build
+
+    exp = build("maddpg", SPREAD, total_steps=10_000,
+                overrides=dict(ensemble_size=3, hidden_sizes=(8,), batch_size=16,
+                               learning_starts=26 * 8, block_size=26, buffer_size=4096))
+    state, step = exp.init_state(), jax.jit(exp.step)
+    for _ in range(12):  # 12 episodes, learning from the 9th
+        state, metrics = step(state)
+    assert np.isfinite(np.asarray(metrics["agent_0/actor_loss"])).all()
+    member = exp.member_state(state, 0)
+    assert jax.tree.leaves(member.params["actors"][0])[0].shape[0] == 3  # K sub-policies
+    k = np.asarray(member.buffer.experience.action[1])[0, :12 * 26]  # [T, agents], env 0
+    episodes = k.reshape(12, 26, 3)
+    assert (episodes == episodes[:, :1]).all()  # constant within every episode
+    assert set(np.unique(episodes[8:])) | set(np.unique(episodes[:8])) == {0, 1, 2}
+    assert len({tuple(e[0]) for e in episodes}) > 3  # drawn afresh for each episode

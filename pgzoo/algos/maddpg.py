@@ -26,8 +26,15 @@ action: independent DDPG, the paper's baseline. A comma-separated list sets it p
 (``independent,centralised,centralised``: a DDPG adversary against MADDPG agents, as in the
 paper's simple_adversary comparison). Each agent's episode return is logged beside the sum.
 
-Not built: the paper's policy ensembles (sec. 4.3) and the inference of the other agents'
-policies (sec. 4.2); every agent's critic is given the other agents' actions.
+Policy ensembles (sec. 4.3, ``ensemble_size`` K > 1): agent i has K sub-policies \mu_i^{(k)},
+one drawn uniformly at the start of each episode and played to its end; it maximises the
+ensemble objective J_e(\mu_i) = E_k[J(\mu_i^{(k)})]. The paper keeps a replay buffer D_i^{(k)}
+per sub-policy; here one buffer stores which sub-policy each agent played, and the actor loss
+takes each transition with the sub-policy that played it, so \mu_i^{(k)} learns from its own
+transitions (an unbiased estimate of \nabla J_e, as the paper's per-sub-policy buffers give);
+the targets a'_j use the sub-policy agent j played. Evaluation and loaded policies act with
+each agent's first sub-policy. Not built: the inference of the other agents' policies
+(sec. 4.2); every agent's critic is given the other agents' actions.
 """
 from __future__ import annotations
 
@@ -69,13 +76,14 @@ class Config:
     temperature: float = 1.0  # the Gumbel-softmax temperature; maddpg: 1
     straight_through: bool = False  # maddpg: the critic sees the relaxed sample
     critics: str = "centralised"  # or independent (DDPG per agent), or one per agent, a,b,c
+    ensemble_size: int = 1  # K sub-policies per agent (Lowe et al. sec. 4.3); 1: none
     block_size: int = 100  # environment steps per State step (only sets the iteration length)
     hidden_sizes: tuple[int, ...] = (64, 64)  # maddpg: two layers of 64 units
     activation: str = "relu"  # maddpg
 
     def __post_init__(self):
         cfg.positive(self, "num_envs", "buffer_size", "batch_size", "learning_rate",
-                     "max_grad_norm", "train_every", "gradient_steps", "block_size",
+                     "ensemble_size", "max_grad_norm", "train_every", "gradient_steps", "block_size",
                      "temperature")
         cfg.non_negative(self, "learning_starts", "noise_std", "policy_reg")
         cfg.unit_interval(self, "gamma", "tau")
@@ -158,29 +166,39 @@ def make(config: Config, env, total_steps: int) -> Agent:
             return out
         return gumbel_softmax(out, key, config.temperature, config.straight_through)
 
-    def joint_actions(actor_params, obs, key, deterministic=False):
-        """Every agent's relaxed action (or mu_i(o_i) and the argmax one-hot when
-        deterministic) from its own observation; returns (actions, actor outputs)."""
-        keys = jax.random.split(key, n)
-        outs = [actors[i].apply(actor_params[i], o) for i, o in enumerate(agents_obs(obs))]
-        if deterministic:
-            acts = [u if kinds[i] == "continuous" else jax.nn.one_hot(jnp.argmax(u, -1), dims[i])
-                    for i, u in enumerate(outs)]
-        else:
-            acts = [relaxed(i, u, keys[i]) for i, u in enumerate(outs)]
-        return acts, outs
+    def outputs(i, theta, obs_i, k):
+        """Agent i's actor output on each observation of the batch, each from the sub-policy
+        k [B] of its episode (``theta`` holds the K sub-policies stacked)."""
+        every = jax.vmap(lambda p: actors[i].apply(p, obs_i))(theta)  # [K, B, out]
+        return jnp.take_along_axis(every, k[None, :, None], axis=0)[0]
 
-    def to_env(actions):
-        """What the environment gets: argmax of a discrete agent's action vector."""
-        per_agent = [jnp.argmax(a, -1).astype(jnp.int32) if k == "discrete" else a
-                     for a, k in zip(actions, kinds)]
+    def joint_actions(actor_params, obs, key, k, deterministic=False):
+        """Every agent's relaxed action (or mu_i(o_i) and the argmax one-hot when
+        deterministic) from its own observation, agent i acting with sub-policy k[:, i]."""
+        keys = jax.random.split(key, n)
+        outs = [outputs(i, actor_params[i], o, k[:, i]) for i, o in enumerate(agents_obs(obs))]
+        if deterministic:
+            return [u if kinds[i] == "continuous" else jax.nn.one_hot(jnp.argmax(u, -1), dims[i])
+                    for i, u in enumerate(outs)]
+        return [relaxed(i, u, keys[i]) for i, u in enumerate(outs)]
+
+    def to_env(action):
+        """What the environment gets of a stored (actions, sub-policies): the argmax of a
+        discrete agent's action vector."""
+        per_agent = [jnp.argmax(a, -1).astype(jnp.int32) if kind == "discrete" else a
+                     for a, kind in zip(action[0], kinds)]
         return join_agents(per_agent, act_space)
+
+    def first_sub_policies(obs):
+        return jnp.zeros((jax.tree.leaves(obs)[0].shape[0], n), jnp.int32)
 
     def init_learner(key, obs, action):
         keys = jax.random.split(key, 2 * n)
         per_obs = agents_obs(obs)
-        actor_params = tuple(actors[i].init(keys[i], per_obs[i]) for i in range(n))
-        acts, _ = joint_actions(actor_params, obs, key)
+        actor_params = tuple(
+            jax.vmap(lambda k, o=per_obs[i], i=i: actors[i].init(k, o))(
+                jax.random.split(keys[i], config.ensemble_size)) for i in range(n))
+        acts = joint_actions(actor_params, obs, key, first_sub_policies(obs))
         critic_params = tuple(
             critic.init(keys[n + i], *critic_input(per_obs, acts, i, centralised[i]))
             for i in range(n))
@@ -189,26 +207,36 @@ def make(config: Config, env, total_steps: int) -> Agent:
                "critics": tuple(tx.init(p) for p in critic_params)}
         return params, Learner(params, opt)
 
-    def policy(params, obs, key, deterministic=False):
+    def act(params, obs, key, k, deterministic=False):
         act_key, noise_key = jax.random.split(key)
-        acts, outs = joint_actions(params["actors"], obs, act_key, deterministic)
+        acts = joint_actions(params["actors"], obs, act_key, k, deterministic)
         noise_keys = jax.random.split(noise_key, n)
-        acts = [jnp.clip(a + config.noise_std * jax.random.normal(k, a.shape), -1.0, 1.0)
+        return [jnp.clip(a + config.noise_std * jax.random.normal(nk, a.shape), -1.0, 1.0)
                 if kinds[i] == "continuous" and not deterministic else a
-                for i, (a, k) in enumerate(zip(acts, noise_keys))]
-        return acts
+                for i, (a, nk) in enumerate(zip(acts, noise_keys))]
 
-    def explore(params, obs, noise, key, step):
-        return tuple(policy(params, obs, key)), noise
+    def explore(params, obs, sub_policy, key, step):
+        """Each agent acts with the sub-policy drawn at its episode's start; ``sub_policy``
+        holds it plus one per environment and agent (0: the episode has just begun)."""
+        draw_key, act_key = jax.random.split(key)
+        drawn = jax.random.randint(draw_key, sub_policy.shape, 1, config.ensemble_size + 1)
+        sub_policy = jnp.where(sub_policy == 0, drawn, sub_policy)
+        k = sub_policy - 1
+        return (tuple(act(params, obs, act_key, k)), k), sub_policy
 
-    def random_action(key, num_envs):
-        """The burn-in: the uniform policy's relaxed sample, uniform in [-1, 1]^d (continuous)."""
+    def init_sub_policy(num_envs):
+        return jnp.zeros((num_envs, n), jnp.int32)
+
+    def random_action(key, num_envs, explored=None):
+        """The burn-in: the uniform policy's relaxed sample, uniform in [-1, 1]^d (continuous),
+        labelled with the sub-policies of the episode."""
         keys = jax.random.split(key, n)
-        return tuple(
+        acts = tuple(
             gumbel_softmax(jnp.zeros((num_envs, d)), k, config.temperature,
                            config.straight_through) if kind == "discrete"
             else jax.random.uniform(k, (num_envs, d), jnp.float32, -1.0, 1.0)
             for k, d, kind in zip(keys, dims, kinds))
+        return acts, (jnp.zeros((num_envs, n), jnp.int32) if explored is None else explored[1])
 
     def update(params, learner: Learner, buffer_state, key, normalize):
         keys = jax.random.split(key, 2 * n + 1)
@@ -217,8 +245,10 @@ def make(config: Config, env, total_steps: int) -> Agent:
         stats = {}
         for i in range(n):  # each agent on its own minibatch, as the released code samples
             b = jax.tree.map(lambda x: x[:, 0], buffer.sample(buffer_state, keys[i]).experience)
-            obs, next_obs, actions = agents_obs(b.obs), agents_obs(b.next_obs), list(b.action)
-            next_actions, _ = joint_actions(targets["actors"], b.next_obs, keys[n + i])
+            obs, next_obs = agents_obs(b.obs), agents_obs(b.next_obs)
+            actions, k = list(b.action[0]), b.action[1]  # and each agent's sub-policy
+            # a'_j = mu'_j(o'_j), of the sub-policy each agent played the episode with
+            next_actions = joint_actions(targets["actors"], b.next_obs, keys[n + i], k)
             next_q = critic.apply(targets["critics"][i],
                                   *critic_input(next_obs, next_actions, i, centralised[i]))
             y = maddpg_target(b.reward[:, i], b.terminated[:, i].astype(jnp.float32), next_q,
@@ -233,7 +263,8 @@ def make(config: Config, env, total_steps: int) -> Agent:
             w = optax.apply_updates(params["critics"][i], updates)
 
             def actor_loss(theta):
-                out = actors[i].apply(theta, obs[i])
+                # each sub-policy from the transitions it played: the ensemble's objective
+                out = outputs(i, theta, obs[i], k[:, i])
                 own = relaxed(i, out, jax.random.fold_in(keys[2 * n], i))
                 joint = actions[:i] + [own] + actions[i + 1:]  # the others' actions from D
                 q = critic.apply(w, *critic_input(obs, joint, i, centralised[i]))
@@ -254,12 +285,13 @@ def make(config: Config, env, total_steps: int) -> Agent:
                           {"actors": tuple(actor_opt), "critics": tuple(critic_opt)})
         return params, learner, buffer_state, stats
 
-    def env_policy(params, obs, key, deterministic=False):
-        return to_env(policy(params, obs, key, deterministic))
+    def policy(params, obs, key, deterministic=False):
+        """Evaluation and loaded policies: every agent's first sub-policy."""
+        return to_env((act(params, obs, key, first_sub_policies(obs), deterministic), None))
 
-    return make_agent(env, config, buffer, init_learner, update, env_policy, explore,
-                      train_every=config.train_every, random_action=random_action,
-                      env_action=to_env)
+    return make_agent(env, config, buffer, init_learner, update, policy, explore,
+                      init_noise=init_sub_policy, train_every=config.train_every,
+                      random_action=random_action, env_action=to_env)
 
 
 def env_needs(config: Config) -> EnvNeeds:

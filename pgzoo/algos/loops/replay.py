@@ -31,7 +31,8 @@ An algorithm supplies:
   current observation statistics to stored (raw) observations;
 - optionally ``train_every``: learn only at every ``train_every``-th step of each environment
   (DQN's train frequency); the update-to-data ratio is then gradient_steps / (N train_every);
-- optionally ``random_action(key, N)``, the burn-in actions, and ``env_action(action)``, what
+- optionally ``random_action(key, N, explored)``, the burn-in actions (``explored``: the
+  behaviour policy's, None when only the shape is asked for), and ``env_action(action)``, what
   the environment gets of an action the buffer stores (MADDPG stores a discrete agent's relaxed
   action vector and steps with its argmax). Actions, observations, rewards and done flags may
   be pytrees with an agent axis (the multi-agent tasks of ``pgzoo.envs.multi_agent``).
@@ -137,7 +138,7 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
             return policy(params, obs, key), noise
 
     if random_action is None:
-        def random_action(key, num_envs):
+        def random_action(key, num_envs, explored=None):
             return random_actions(env.action_space, key, num_envs)
 
     def init(key):
@@ -177,9 +178,9 @@ def make_agent(env, config, buffer, init_learner: Callable, update: Callable, po
     def env_step(state: State, key):
         act_key, random_key, env_key, learn_key = jax.random.split(key, 4)
         burn_in = state.env_steps * num_envs < config.learning_starts
-        random = random_action(random_key, num_envs)
         action, noise = explore(state.params, state.obs, state.noise, act_key,
                                 state.env_steps * num_envs)
+        random = random_action(random_key, num_envs, action)
         action = jax.tree.map(lambda r, a: jnp.where(burn_in, r, a).astype(r.dtype), random,
                               action)
         env_state, ts = env.step(state.env_state, env_action(action), env_key)
