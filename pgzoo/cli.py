@@ -169,8 +169,19 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _device() -> str:
+    """The accelerator JAX computes on: a GPU once JAX's CUDA plug-in is installed."""
+    import jax
+
+    device = jax.devices()[0]
+    count = f" x{jax.device_count()}" if jax.device_count() > 1 else ""
+    return f"{device.platform.upper()} ({device.device_kind}){count}"
+
+
 def _train(args) -> int:
     import pgzoo
+
+    print(f"device: {_device()}", file=sys.stderr, flush=True)
 
     if args.resume:
         from pgzoo.run.rundir import read_config

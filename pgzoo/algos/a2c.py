@@ -26,7 +26,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
-from pgzoo.core.networks import ACTIVATIONS, ActorCritic
+from pgzoo.core.networks import ACTIVATIONS, ENCODERS, ActorCritic, choose_encoder
 from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.returns import bootstrap_truncated, discounted_returns, gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -50,6 +50,7 @@ class Config:
     anneal_lr: bool = False  # SB3 A2C default (constant learning rate)
     hidden_sizes: tuple[int, ...] = (64, 64)  # SB3 MlpPolicy
     activation: str = "tanh"  # SB3 MlpPolicy
+    encoder: str = "auto"  # image observations get a CNN (pgzoo.core.networks.choose_encoder)
     shared_torso: bool = False  # SB3 MlpPolicy: separate policy and value networks
     policy_dist: str = "gaussian"
     normalize_obs: bool = False  # rl-baselines3-zoo turns this on for Acrobot-v1
@@ -61,6 +62,7 @@ class Config:
         cfg.unit_interval(self, "gamma", "gae_lambda", "rmsprop_decay")
         cfg.one_of(self, "optimizer", OPTIMIZERS)
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "encoder", ENCODERS)
         cfg.one_of(self, "policy_dist", FAMILIES)
 
 
@@ -75,7 +77,9 @@ class State(NamedTuple):
 
 def make(config: Config, env, total_steps: int) -> Agent:
     model = ActorCritic(policy_head(env.action_space, config.policy_dist), config.hidden_sizes,
-                        config.activation, config.shared_torso, len(env.observation_space.shape))
+                        config.activation, config.shared_torso, len(env.observation_space.shape),
+                        encoder=config.encoder)
+    choose_encoder(config.encoder, env.observation_space.shape)  # a one-line error, early
     batch = config.num_envs * config.num_steps
     num_iterations = max(1, total_steps // batch)
     lr = (config.learning_rate if not config.anneal_lr

@@ -44,7 +44,7 @@ import optax
 from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import distribution, select_action
-from pgzoo.core.networks import ACTIVATIONS, MLP, CategoricalHead
+from pgzoo.core.networks import ACTIVATIONS, CategoricalHead, Torso
 from pgzoo.core.optim import soft_update
 from pgzoo.core.returns import bootstrap_truncated, retrace
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -97,7 +97,7 @@ class PolicyAndQ(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
         return CategoricalHead(self.num_actions)(x), nn.Dense(self.num_actions)(x)
 
 

@@ -47,8 +47,8 @@ import optax
 from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.loops.replay import noisy_deterministic_policy
 from pgzoo.core import config as cfg
-from pgzoo.core.networks import (ACTIVATIONS, MLP, DeterministicActor, QNetwork, ValueNetwork,
-                                 dense)
+from pgzoo.core.networks import (ACTIVATIONS, DeterministicActor, QNetwork, Torso,
+                                 ValueNetwork, dense)
 from pgzoo.core.rollout import EPISODE_SUMS, episode_metrics
 
 CRITICS = ("compatible", "linear_advantage", "mlp")
@@ -100,7 +100,7 @@ class LinearAdvantageCritic(nn.Module):
     @nn.compact
     def __call__(self, obs, action, mu):
         value = ValueNetwork(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
-        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
         g = dense(self.action_dim, 0.01)(x)
         return value + jnp.sum((action - jax.lax.stop_gradient(mu)) * g, axis=-1)
 

@@ -46,7 +46,7 @@ from pgzoo.algos.base import ActorLearner, Agent, Algorithm, EnvNeeds
 from pgzoo.algos.loops.actor_learner import make_actor_learner
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import FAMILIES, distribution, policy_head, select_action
-from pgzoo.core.networks import ACTIVATIONS, ActorCritic
+from pgzoo.core.networks import ACTIVATIONS, ENCODERS, ActorCritic, choose_encoder
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.errors import check
 
@@ -70,6 +70,7 @@ class Config:
     normalize_advantage: bool = True  # CleanRL ppo.py
     hidden_sizes: tuple[int, ...] = (64, 64)  # CleanRL ppo.py
     activation: str = "tanh"  # CleanRL ppo.py
+    encoder: str = "auto"  # image observations get a CNN (pgzoo.core.networks.choose_encoder)
     policy_dist: str = "gaussian"
     normalize_obs: bool = False  # statistics shared by the workers (module docstring)
 
@@ -83,6 +84,7 @@ class Config:
                   f"messages_per_update (W - D = {self.messages_per_update}) cannot exceed "
                   f"num_actors (W = {self.num_actors})")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "encoder", ENCODERS)
         cfg.one_of(self, "policy_dist", FAMILIES)
 
 
@@ -95,7 +97,9 @@ class Learner(NamedTuple):
 
 def make(config: Config, env, total_steps: int) -> Agent:
     model = ActorCritic(policy_head(env.action_space, config.policy_dist), config.hidden_sizes,
-                        config.activation, False, len(env.observation_space.shape))
+                        config.activation, False, len(env.observation_space.shape),
+                        encoder=config.encoder)
+    choose_encoder(config.encoder, env.observation_space.shape)  # a one-line error, early
     tx = optax.adam(config.learning_rate, eps=1e-5)
     if config.max_grad_norm:
         tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), tx)

@@ -36,7 +36,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.loops.replay import check_budget, make_agent, normalized
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.networks import ACTIVATIONS, QValues
+from pgzoo.core.networks import ACTIVATIONS, ENCODERS, QValues, choose_encoder
 from pgzoo.core.optim import periodic_target_update
 
 
@@ -61,6 +61,7 @@ class Config:
     block_size: int = 50  # environment steps per State step (only sets the iteration length)
     hidden_sizes: tuple[int, ...] = (120, 84)  # CleanRL dqn.py
     activation: str = "relu"  # CleanRL dqn.py
+    encoder: str = "auto"  # image observations get a CNN (pgzoo.core.networks.choose_encoder)
     normalize_obs: bool = False
 
     def __post_init__(self):
@@ -71,6 +72,7 @@ class Config:
         cfg.unit_interval(self, "gamma", "tau", "start_e", "end_e")
         cfg.one_of(self, "loss", ("mse", "huber"))
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "encoder", ENCODERS)
 
 
 def linear_epsilon(start_e: float, end_e: float, duration: float):
@@ -99,7 +101,9 @@ class Learner(NamedTuple):
 
 def make(config: Config, env, total_steps: int) -> Agent:
     obs_ndim = len(env.observation_space.shape)
-    q = QValues(env.action_space.n, config.hidden_sizes, config.activation, obs_ndim)
+    q = QValues(env.action_space.n, config.hidden_sizes, config.activation, obs_ndim,
+                config.encoder)
+    choose_encoder(config.encoder, env.observation_space.shape)  # a one-line error, early
     tx = optax.adam(config.learning_rate)
     check_budget(config, total_steps)
     buffer = replay.make(config.buffer_size, config.batch_size, config.num_envs, config.n_step)

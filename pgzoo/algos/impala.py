@@ -35,7 +35,7 @@ from pgzoo.algos.base import ActorLearner, Agent, Algorithm, EnvNeeds
 from pgzoo.algos.loops.actor_learner import make_actor_learner
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import FAMILIES, distribution, policy_head, select_action
-from pgzoo.core.networks import ACTIVATIONS, ActorCritic
+from pgzoo.core.networks import ACTIVATIONS, ENCODERS, ActorCritic, choose_encoder
 from pgzoo.core.optim import OPTIMIZERS, make_optimizer
 from pgzoo.core.returns import bootstrap_truncated, vtrace
 
@@ -58,6 +58,7 @@ class Config:
     c_bar: float = 1.0  # \bar c, Espeholt et al. 2018
     hidden_sizes: tuple[int, ...] = (64, 64)  # SB3 MlpPolicy, as the other actor-critics here
     activation: str = "tanh"  # SB3 MlpPolicy
+    encoder: str = "auto"  # image observations get a CNN (pgzoo.core.networks.choose_encoder)
     shared_torso: bool = False
     policy_dist: str = "gaussian"
 
@@ -69,6 +70,7 @@ class Config:
         cfg.unit_interval(self, "gamma", "rmsprop_decay")
         cfg.one_of(self, "optimizer", OPTIMIZERS)
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "encoder", ENCODERS)
         cfg.one_of(self, "policy_dist", FAMILIES)
 
 
@@ -92,7 +94,9 @@ class Message(NamedTuple):
 
 def make(config: Config, env, total_steps: int) -> Agent:
     model = ActorCritic(policy_head(env.action_space, config.policy_dist), config.hidden_sizes,
-                        config.activation, config.shared_torso, len(env.observation_space.shape))
+                        config.activation, config.shared_torso, len(env.observation_space.shape),
+                        encoder=config.encoder)
+    choose_encoder(config.encoder, env.observation_space.shape)  # a one-line error, early
     tx = make_optimizer(config.optimizer, config.learning_rate, config.max_grad_norm,
                         config.optimizer_eps, config.rmsprop_decay)
 

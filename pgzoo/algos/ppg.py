@@ -34,7 +34,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
-from pgzoo.core.networks import ACTIVATIONS, MLP, ValueHead, ValueNetwork
+from pgzoo.core.networks import ACTIVATIONS, Torso, ValueHead, ValueNetwork
 from pgzoo.core.objectives import clipped_surrogate
 from pgzoo.core.returns import bootstrap_truncated, gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -88,7 +88,7 @@ class PolicyWithAuxValue(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        x = MLP(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
+        x = Torso(self.hidden_sizes, self.activation, self.obs_ndim)(obs)
         return self.head(x), ValueHead(name="aux_value")(x)
 
 

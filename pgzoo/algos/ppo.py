@@ -43,7 +43,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.core import config as cfg
 from pgzoo.core.distributions import (FAMILIES, distribution, policy_head,
                                       select_action)
-from pgzoo.core.networks import ACTIVATIONS, ActorCritic
+from pgzoo.core.networks import ACTIVATIONS, ENCODERS, ActorCritic, choose_encoder
 from pgzoo.core.objectives import clipped_surrogate, kl_penalty_surrogate, value_loss
 from pgzoo.core.returns import gae
 from pgzoo.core.rollout import episode_metrics, rollout
@@ -75,6 +75,7 @@ class Config:
     adam_eps: float = 1e-5  # CleanRL ppo.py
     hidden_sizes: tuple[int, ...] = (64, 64)  # CleanRL ppo.py
     activation: str = "tanh"  # CleanRL ppo.py
+    encoder: str = "auto"  # image observations get a CNN (pgzoo.core.networks.choose_encoder)
     shared_torso: bool = False  # CleanRL ppo.py keeps actor and critic separate
     policy_dist: str = "gaussian"  # continuous actions: "gaussian" or "beta" (Hsu et al. 2020)
     normalize_obs: bool = False  # CleanRL ppo_continuous_action.py turns this on
@@ -87,6 +88,7 @@ class Config:
         cfg.non_negative(self, "ent_coef", "vf_coef")
         cfg.unit_interval(self, "gamma", "gae_lambda")
         cfg.one_of(self, "activation", tuple(ACTIVATIONS))
+        cfg.one_of(self, "encoder", ENCODERS)
         cfg.one_of(self, "objective", OBJECTIVES)
         cfg.one_of(self, "policy_dist", FAMILIES)
         cfg.check_divides(self, "num_minibatches", self.num_envs * self.num_steps,
@@ -121,7 +123,9 @@ def adapt_kl_beta(beta, kl, kl_target):
 
 def make(config: Config, env, total_steps: int) -> Agent:
     model = ActorCritic(policy_head(env.action_space, config.policy_dist), config.hidden_sizes,
-                        config.activation, config.shared_torso, len(env.observation_space.shape))
+                        config.activation, config.shared_torso, len(env.observation_space.shape),
+                        encoder=config.encoder)
+    choose_encoder(config.encoder, env.observation_space.shape)  # a one-line error, early
     batch_size = config.num_envs * config.num_steps
     minibatch_size = batch_size // config.num_minibatches
     num_iterations = max(1, total_steps // batch_size)

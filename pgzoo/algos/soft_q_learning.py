@@ -56,7 +56,7 @@ from pgzoo.algos.base import Agent, Algorithm
 from pgzoo.algos.loops.replay import check_budget, make_agent, uniform_batch
 from pgzoo.core import config as cfg
 from pgzoo.core import replay
-from pgzoo.core.networks import ACTIVATIONS, MLP, QNetwork, QValues, dense
+from pgzoo.core.networks import ACTIVATIONS, MLP, Encoder, QNetwork, QValues, dense
 from pgzoo.core.optim import periodic_target_update
 from pgzoo.core.svgd import svgd_direction
 from pgzoo.errors import check
@@ -108,7 +108,7 @@ class Sampler(nn.Module):
 
     @nn.compact
     def __call__(self, obs, xi):
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        x = Encoder(self.obs_ndim)(obs)
         x = jnp.concatenate([jnp.broadcast_to(x, xi.shape[:-1] + x.shape[-1:]), xi], axis=-1)
         return jnp.tanh(dense(self.action_dim, 0.01)(MLP(self.hidden_sizes,
                                                           self.activation)(x)))

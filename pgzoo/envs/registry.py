@@ -16,7 +16,7 @@ import importlib
 import sys
 from functools import lru_cache, partial
 
-from pgzoo.envs import multi_agent, spaces
+from pgzoo.envs import atari, multi_agent, spaces
 from pgzoo.envs.quiet import quiet_mujoco_deprecations
 from pgzoo.envs.brax_env import BraxEnv
 from pgzoo.envs.gymnasium_env import GymnasiumEnv
@@ -25,11 +25,14 @@ from pgzoo.envs.multigoal import MultiGoalEnv
 from pgzoo.envs.protocol import Env
 from pgzoo.envs.tabular import TOY_TEXT, from_file, toy_text
 from pgzoo.envs.wrappers import (
+    ClipReward,
     EpisodeStatistics,
     NormalizeObservation,
     NormalizeReward,
     OneHotObservation,
     RescaleAction,
+    ScaleImage,
+    is_image,
 )
 from pgzoo.errors import PgzooError
 
@@ -40,7 +43,9 @@ BACKENDS = {
     "mdp": "a finite MDP of your own as arrays: mdp:PATH.npz (pgzoo.envs.tabular.save)",
     "brax": "JAX-native physics (brax:halfcheetah, brax:ant, ...; brax:NAME@PIPELINE), "
             "compiled with the algorithm; pip install 'pgzoo[brax]'",
-    "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, Atari, ...) through a host bridge",
+    "gymnasium": "any registered Gymnasium id (MuJoCo, Box2D, ...) through a host bridge; "
+                 "Atari (ALE/Pong-v5, ...) with its standard preprocessing: "
+                 "pip install 'pgzoo[atari]'",
     "package.module:ClassName": "a user's own gymnasium.Env class, through the host bridge",
     "jaxmarl": "multi-agent, JAX-native (jaxmarl:MPE_simple_spread_v3, ...); "
                "pip install 'pgzoo[marl]'",
@@ -92,19 +97,42 @@ def _unknown(env_id: str, where: str) -> PgzooError:
         "package.module:ClassName")
 
 
+def _registered(env_id: str) -> bool:
+    import gymnasium
+
+    if env_id not in gymnasium.envs.registry and atari.looks_like_atari(env_id):
+        atari.register()
+    return env_id in gymnasium.envs.registry
+
+
+def _atari_preprocessing(spec_id: str) -> dict | None:
+    """The preprocessing options of an Atari spec (``pgzoo.envs.atari``); None for other ids."""
+    import gymnasium
+
+    env_id, options = split_options(spec_id)
+    if not (_registered(env_id) and atari.is_atari(gymnasium.envs.registry[env_id].entry_point)):
+        return None
+    return atari.split_options(options)[1]
+
+
 def _gymnasium_factory(spec_id: str, render_mode: str | None = None):
     import gymnasium
 
     env_id, options = split_options(spec_id)
-    if env_id not in gymnasium.envs.registry:
+    if not _registered(env_id):
         raise _unknown(env_id, "not a registered Gymnasium id")
     entry_point = gymnasium.envs.registry[env_id].entry_point
+    prep = None
+    if atari.is_atari(entry_point):  # the preprocessing repeats actions: the game itself must not
+        options, prep = atari.split_options(options)
+        options = {**options, "frameskip": 1}
 
     def factory():
         try:
             with quiet_mujoco_deprecations(isinstance(entry_point, str) and entry_point.startswith(
                     "gymnasium.envs.mujoco")):
-                return gymnasium.make(env_id, render_mode=render_mode, **options)
+                env = gymnasium.make(env_id, render_mode=render_mode, **options)
+                return env if prep is None else atari.preprocess(env, prep)
         except (ImportError, gymnasium.error.DependencyNotInstalled) as err:
             raise PgzooError(f"environment {env_id!r} needs an extra dependency: {err}".replace(
                 "\n", " ")) from None
@@ -186,11 +214,8 @@ def check_known(spec: str) -> None:
     Gymnasium id must be registered; a user's class is not imported; Brax ids are checked when
     the environment is made)."""
     backend, env_id = resolve(spec)
-    if backend == "gymnasium":
-        import gymnasium
-
-        if split_options(env_id)[0] not in gymnasium.envs.registry:
-            raise _unknown(env_id, "not a registered Gymnasium id")
+    if backend == "gymnasium" and not _registered(split_options(env_id)[0]):
+        raise _unknown(env_id, "not a registered Gymnasium id")
 
 
 def make_base(spec: str, num_envs: int = 1) -> Env:
@@ -220,7 +245,8 @@ def make_base(spec: str, num_envs: int = 1) -> Env:
 
 def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
          normalize_reward: bool = False, gamma: float = 0.99, one_hot: bool = True) -> Env:
-    """A batch of ``num_envs`` copies of ``spec`` with episode statistics, [-1, 1] actions for
+    """A batch of ``num_envs`` copies of ``spec`` with episode statistics, rewards clipped to
+    their sign for Atari games (after the statistics), images scaled to [0, 1], [-1, 1] actions for
     bounded boxes, a one-hot encoding of discrete observations (unless ``one_hot`` is False: the
     tabular methods see the state index), and optional observation and reward normalisation."""
     backend, env_id = resolve(spec)
@@ -234,6 +260,10 @@ def make(spec: str, num_envs: int = 1, normalize_obs: bool = False,
         name, options = split_options(env_id)
         return multi_agent.make(backend, name, num_envs, options)
     env: Env = EpisodeStatistics(make_base(spec, num_envs))
+    if backend == "gymnasium" and (_atari_preprocessing(env_id) or {}).get("clip_reward"):
+        env = ClipReward(env)
+    if is_image(env.observation_space):
+        env = ScaleImage(env)
     if one_hot and isinstance(env.observation_space, spaces.Discrete):
         env = OneHotObservation(env)
     if isinstance(env.action_space, spaces.Box) and env.action_space.bounded:

@@ -1,9 +1,9 @@
 """Functional wrappers over the batched protocol. Each keeps its own state beside the inner one,
 so everything a wrapper learns (normalisation statistics) is part of the checkpointed State.
 
-Order used by ``make``: backend -> EpisodeStatistics -> OneHotObservation (discrete observations)
--> RescaleAction -> NormalizeObservation -> NormalizeReward, so episode statistics always report
-the raw return of the task.
+Order used by ``make``: backend -> EpisodeStatistics -> ClipReward (Atari) -> ScaleImage (images)
+-> OneHotObservation (discrete observations) -> RescaleAction -> NormalizeObservation ->
+NormalizeReward, so episode statistics always report the raw return of the task.
 """
 from __future__ import annotations
 
@@ -93,16 +93,11 @@ class EpisodeStatistics(Wrapper):
 
 
 # --- observations ------------------------------------------------------------------------------
-class OneHotObservation(Wrapper):
-    """A discrete observation (a state index) as its one-hot vector, for the deep algorithms."""
-
-    def __init__(self, env: Env):
-        super().__init__(env)
-        n = env.observation_space.n
-        self.observation_space = spaces.Box(np.zeros(n, np.float32), np.ones(n, np.float32))
+class ObservationWrapper(Wrapper):
+    """A fixed function of each observation (``_encode``), the final one included."""
 
     def _encode(self, obs):
-        return jax.nn.one_hot(obs.astype(jnp.int32), self.env.observation_space.n)
+        raise NotImplementedError
 
     def _out(self, ts):
         return ts._replace(obs=self._encode(ts.obs), final_obs=self._encode(ts.final_obs))
@@ -118,6 +113,47 @@ class OneHotObservation(Wrapper):
     def step(self, state, action, key):
         state, ts = self.env.step(state, action, key)
         return state, self._out(ts)
+
+
+class OneHotObservation(ObservationWrapper):
+    """A discrete observation (a state index) as its one-hot vector, for the deep algorithms."""
+
+    def __init__(self, env: Env):
+        super().__init__(env)
+        n = env.observation_space.n
+        self.observation_space = spaces.Box(np.zeros(n, np.float32), np.ones(n, np.float32))
+
+    def _encode(self, obs):
+        return jax.nn.one_hot(obs.astype(jnp.int32), self.env.observation_space.n)
+
+
+def is_image(space) -> bool:
+    """An image observation to scale: [H, W, C] with bounds 0 and more than 1 (Atari's 0..255)."""
+    return (isinstance(space, spaces.Box) and len(space.shape) == 3 and space.bounded
+            and float(space.low.min()) == 0.0 and float(space.high.max()) > 1.0)
+
+
+class ScaleImage(ObservationWrapper):
+    """Pixels in [0, high] divided by high: the networks see images in [0, 1]."""
+
+    def __init__(self, env: Env):
+        super().__init__(env)
+        space = env.observation_space
+        self.scale = float(space.high.max())
+        self.observation_space = spaces.Box(space.low / self.scale, space.high / self.scale)
+
+    def _encode(self, obs):
+        return obs / self.scale
+
+
+# --- rewards -----------------------------------------------------------------------------------
+class ClipReward(Wrapper):
+    """The reward's sign, -1, 0 or 1 (Mnih et al. 2015, for Atari); placed after
+    ``EpisodeStatistics``, which reports the unclipped return."""
+
+    def step(self, state, action, key):
+        state, ts = self.env.step(state, action, key)
+        return state, ts._replace(reward=jnp.sign(ts.reward))
 
 
 # --- actions -----------------------------------------------------------------------------------

@@ -56,7 +56,7 @@ from jax.flatten_util import ravel_pytree
 
 from pgzoo.algos.base import EPISODE_LENGTH_SUM, EPISODE_RETURN_SUM, EPISODES, Agent, EnvNeeds
 from pgzoo.core import config as cfg
-from pgzoo.core.networks import ACTIVATIONS, MLP, dense
+from pgzoo.core.networks import ACTIVATIONS, Torso, dense
 from pgzoo.errors import PgzooError, check
 
 
@@ -104,8 +104,8 @@ class Policy(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        out = dense(self.action_dim, 0.01)(MLP(self.hidden_sizes, self.activation,
-                                               self.obs_ndim)(obs))
+        out = dense(self.action_dim, 0.01)(Torso(self.hidden_sizes, self.activation,
+                                                 self.obs_ndim)(obs))
         return jnp.argmax(out, axis=-1).astype(jnp.int32) if self.discrete else jnp.tanh(out)
 
 
