@@ -44,7 +44,23 @@ _PPO_MUJOCO = {"num_envs": 1, "num_steps": 2048, "update_epochs": 10, "num_minib
 # PPG on small tasks: more epochs per iteration and shorter phases than the paper's Procgen
 # settings (e_pi = e_v = 1, n_pi = 32), which learn CartPole slowly (docs/benchmarks.md).
 _PPG_SMALL = {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}
-_OFFPOLICY_MUJOCO = {"learning_starts": 10_000}  # SB3 zoo's learning_starts for MuJoCo
+_OFFPOLICY_MUJOCO = {"learning_starts": 10_000}
+# gymnax-blines agents/Breakout-MinAtar/ppo.yaml (constant lr 5e-4, 64 envs, gamma 0.999, 2x256);
+# its network is an MLP of the flattened frame, here the MinAtar CNN comes first (encoder auto).
+_PPO_MINATAR = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4,
+                "learning_rate": 5e-4, "anneal_lr": False, "gamma": 0.999, "gae_lambda": 0.95,
+                "clip_coef": 0.2, "ent_coef": 0.01, "hidden_sizes": (256, 256),
+                "activation": "relu"}
+# Young & Tian 2019 (MinAtar examples/dqn.py): 16 3x3 filters and 128 units, batch 32, replay
+# 100k, target network every 1000 steps, Huber loss, lr 2.5e-4; here one update every 4 steps
+# (Mnih et al. 2015) and epsilon 1 -> 0.05 over the first 10% of the run.
+_DQN_MINATAR = {"buffer_size": 100_000, "batch_size": 32, "learning_starts": 5_000,
+                "learning_rate": 2.5e-4, "train_frequency": 4, "target_update_every": 250,
+                "loss": "huber", "exploration_fraction": 0.1, "hidden_sizes": (128,)}
+# CleanRL ppo_atari.py: the Nature CNN and 512 units shared by policy and value, 8 games.
+_PPO_ATARI = {"num_envs": 8, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4,
+              "learning_rate": 2.5e-4, "clip_coef": 0.1, "ent_coef": 0.01,
+              "hidden_sizes": (512,), "activation": "relu", "shared_torso": True}  # SB3 zoo's learning_starts for MuJoCo
 
 PRESETS: dict[tuple[str, str], Preset] = {
     ("reinforce", "CartPole-v1"): Preset(1_000_000, {}, "module defaults", 475.0),
@@ -57,6 +73,11 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("ppo", "CartPole-v1"): Preset(500_000, {}, "CleanRL ppo.py", 475.0),
     ("ppo", "Acrobot-v1"): Preset(500_000, {}, "CleanRL ppo.py", -100.0),
     ("ppo", "Pendulum-v1"): Preset(300_000, _PPO_PENDULUM, "tuned here", None),
+    ("ppo", "Breakout-MinAtar"): Preset(2_000_000, _PPO_MINATAR, "gymnax-blines ppo.yaml", None),
+    **{("ppo", game): Preset(500_000, _PPO_ATARI, "CleanRL ppo_atari.py; 500k steps: an hour "
+                             "on 2 CPU cores", None)
+       for game in ("BreakoutNoFrameskip-v4", "PongNoFrameskip-v4", "ALE/Breakout-v5",
+                    "ALE/Pong-v5")},
     ("ppo", "HalfCheetah-v5"): Preset(1_000_000, _PPO_MUJOCO,
                                       "CleanRL ppo_continuous_action.py", 1400.0),
     ("npg", "CartPole-v1"): Preset(500_000, {}, "module defaults", 475.0),
@@ -73,6 +94,7 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("ppg", "CartPole-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", 475.0),
     ("ppg", "Acrobot-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", -100.0),
     ("dqn", "CartPole-v1"): Preset(500_000, {}, "CleanRL dqn.py", 475.0),
+    ("dqn", "Breakout-MinAtar"): Preset(1_000_000, _DQN_MINATAR, "MinAtar examples/dqn.py", None),
     ("dqn", "Acrobot-v1"): Preset(500_000, {}, "CleanRL dqn.py", -100.0),
     # tabular control on slippery FrozenLake 4x4: chosen here among a few candidates, 3 seeds
     # (docs/benchmarks.md, "Tabular methods"); CliffWalking uses the defaults, S&B Example 6.6
