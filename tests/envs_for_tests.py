@@ -78,6 +78,28 @@ class Reach(gymnasium.Env):
                 {})
 
 
+class PixelReach(Reach):
+    """Reach seen as a 12x12 grey image in 0..255 (a column lit at x), for the image encoders."""
+
+    def __init__(self, render_mode=None):
+        super().__init__(render_mode)
+        self.observation_space = gymnasium.spaces.Box(0, 255, (12, 12, 1), np.uint8)
+        self.spec = gymnasium.envs.registration.EnvSpec("PixelReach-v0", max_episode_steps=20)
+
+    def _image(self):
+        frame = np.zeros((12, 12, 1), np.uint8)
+        frame[:, int(np.clip(round(self.x) + 6, 0, 11))] = 255
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        _, info = super().reset(seed=seed)
+        return self._image(), info
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = super().step(action)
+        return self._image(), reward, terminated, truncated, info
+
+
 class Switches(gymnasium.Env):
     """An action space pgzoo's algorithms do not handle (MultiBinary)."""
 
