@@ -181,8 +181,6 @@ def _device() -> str:
 def _train(args) -> int:
     import pgzoo
 
-    print(f"device: {_device()}", file=sys.stderr, flush=True)
-
     if args.resume:
         from pgzoo.run.rundir import read_config
 
@@ -223,8 +221,8 @@ def _train(args) -> int:
                if run.summary.get("stopped_early") else "")
     unit = {"env_steps": "steps"}.get(run.experiment.algorithm.budget_unit,
                                       run.experiment.algorithm.budget_unit)
-    print(f"done: {done} {unit} per seed{rounded}{stopped} in {run.summary['wall_time']:.1f}s"
-          f"{result} | run directory: {run.run_dir}")
+    print(f"done: {done} {unit} per seed{rounded}{stopped} in {run.summary['wall_time']:.1f}s "
+          f"on {_device()}{result} | run directory: {run.run_dir}")
     return 0
 
 

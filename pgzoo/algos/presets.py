@@ -47,20 +47,19 @@ _PPG_SMALL = {"e_pi": 4, "e_v": 4, "n_pi": 8, "learning_rate": 2.5e-4}
 _OFFPOLICY_MUJOCO = {"learning_starts": 10_000}
 # gymnax-blines agents/Breakout-MinAtar/ppo.yaml (constant lr 5e-4, 64 envs, gamma 0.999, 2x256);
 # its network is an MLP of the flattened frame, here the MinAtar CNN comes first (encoder auto).
-_PPO_MINATAR = {"num_envs": 64, "num_steps": 128, "num_minibatches": 8, "update_epochs": 4,
-                "learning_rate": 5e-4, "anneal_lr": False, "gamma": 0.999, "gae_lambda": 0.95,
-                "clip_coef": 0.2, "ent_coef": 0.01, "hidden_sizes": (256, 256),
-                "activation": "relu"}
+# (num_steps 128, 4 epochs, lambda 0.95, clip 0.2 and entropy 0.01 are also PPO's defaults)
+_PPO_MINATAR = {"num_envs": 64, "num_minibatches": 8, "learning_rate": 5e-4, "anneal_lr": False,
+                "gamma": 0.999, "hidden_sizes": (256, 256), "activation": "relu"}
 # Young & Tian 2019 (MinAtar examples/dqn.py): 16 3x3 filters and 128 units, batch 32, replay
 # 100k, target network every 1000 steps, Huber loss, lr 2.5e-4; here one update every 4 steps
 # (Mnih et al. 2015) and epsilon 1 -> 0.05 over the first 10% of the run.
 _DQN_MINATAR = {"buffer_size": 100_000, "batch_size": 32, "learning_starts": 5_000,
-                "learning_rate": 2.5e-4, "train_frequency": 4, "target_update_every": 250,
+                "train_frequency": 4, "target_update_every": 250,
                 "loss": "huber", "exploration_fraction": 0.1, "hidden_sizes": (128,)}
-# CleanRL ppo_atari.py: the Nature CNN and 512 units shared by policy and value, 8 games.
-_PPO_ATARI = {"num_envs": 8, "num_steps": 128, "num_minibatches": 4, "update_epochs": 4,
-              "learning_rate": 2.5e-4, "clip_coef": 0.1, "ent_coef": 0.01,
-              "hidden_sizes": (512,), "activation": "relu", "shared_torso": True}  # SB3 zoo's learning_starts for MuJoCo
+# CleanRL ppo_atari.py: the Nature CNN and 512 units shared by policy and value, 8 games (its
+# other settings are PPO's defaults, which come from CleanRL's ppo.py).
+_PPO_ATARI = {"num_envs": 8, "clip_coef": 0.1, "hidden_sizes": (512,), "activation": "relu",
+              "shared_torso": True}  # SB3 zoo's learning_starts for MuJoCo
 
 PRESETS: dict[tuple[str, str], Preset] = {
     ("reinforce", "CartPole-v1"): Preset(1_000_000, {}, "module defaults", 475.0),
