@@ -135,3 +135,26 @@ def test_ppo_learns_minatar_breakout_from_pixels(tmp_path):
     rows = rundir.read_metrics(tmp_path)
     assert len(rows) == 8 and rows[0]["episode_return"] < 0.6
     assert np.mean([r["episode_return"] for r in rows[-2:]]) >= 1.8
+
+
+@pytest.mark.parametrize("game", ["Asterix-MinAtar", "Freeway-MinAtar", "SpaceInvaders-MinAtar"])
+def test_the_other_minatar_games_are_jax_native_images(game):
+    env = registry.make(game)
+    assert env.jax_native and len(env.observation_space.shape) == 3
+    assert any("Conv_0" in p for p in _param_paths(build("ppo", game, overrides=SMALL["ppo"])
+                                                     .template()))
+
+
+def test_a_loaded_policy_scales_gymnasium_frames_as_training_did(tmp_path):
+    import pgzoo
+    from envs_for_tests import PixelReach
+    from pgzoo.envs import rescale_action
+
+    run = pgzoo.train("ppo", "envs_for_tests:PixelReach", 64, run_dir=tmp_path / "r",
+                      progress=False, tensorboard=False, eval_episodes=2, **SMALL["ppo"])
+    policy = pgzoo.load(run.run_dir, trust=True)
+    frame = PixelReach().reset()[0]  # uint8, 0 or 255
+    assert policy.image_scale == 255.0
+    seen = jnp.asarray(frame[None], jnp.float32) / 255.0  # what training saw
+    expected = rescale_action(policy.act(policy.params, seen, jax.random.PRNGKey(0)), -2.0, 2.0)
+    np.testing.assert_allclose(policy(frame), np.asarray(expected)[0], rtol=1e-6)

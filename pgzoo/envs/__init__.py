@@ -14,9 +14,9 @@ from pgzoo.envs.registry import (
                                  resolve,
 )
 from pgzoo.envs.spaces import Box, Discrete, MultiAgent
-from pgzoo.envs.wrappers import rescale_action
+from pgzoo.envs.wrappers import image_scale, rescale_action
 
 __all__ = ["BACKENDS", "MULTI_AGENT_BACKENDS", "MULTI_AGENT_EXAMPLES", "MultiAgent", "OWN",
            "Box", "Discrete", "Env", "TimeStep", "check_known", "imports_code",
-           "jax_native_ids",
+           "image_scale", "jax_native_ids",
            "make", "make_base", "render_factory", "rescale_action", "resolve"]

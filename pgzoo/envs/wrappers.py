@@ -146,6 +146,16 @@ class ScaleImage(ObservationWrapper):
         return obs / self.scale
 
 
+def image_scale(env: Env) -> float:
+    """What ``ScaleImage`` divides ``env``'s observations by (1 where there is none): a policy
+    given a Gymnasium frame in 0..255 divides it as training did."""
+    while isinstance(env, Wrapper):
+        if isinstance(env, ScaleImage):
+            return env.scale
+        env = env.env
+    return 1.0
+
+
 # --- rewards -----------------------------------------------------------------------------------
 class ClipReward(Wrapper):
     """The reward's sign, -1, 0 or 1 (Mnih et al. 2015, for Atari); placed after

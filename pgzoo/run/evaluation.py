@@ -2,7 +2,7 @@
 
 A ``Policy`` carries an agent's parameters together with the observation statistics of its
 training environment, so it sees observations as it saw them in training. ``policy(obs)`` takes a
-raw observation and returns the action in the environment's own action space (rescaled to the
+raw observation (a Gymnasium frame in 0..255 is scaled to [0, 1] as in training) and returns the action in the environment's own action space (rescaled to the
 box's bounds); ``policy.act`` is the pure JAX function that pgzoo's environments call.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Policy:
         self.action_space = train_env.unwrapped.action_space
         # a tabular method sees the state index; every other a discrete observation one-hot
         self.one_hot = not isinstance(train_env.observation_space, envs.Discrete)
+        self.image_scale = envs.image_scale(train_env)  # ``act`` takes make()'s scaled images
         self._jit_act = jax.jit(self.act, static_argnames="deterministic")
 
     def act(self, params, obs, key, deterministic: bool = True):
@@ -53,7 +54,7 @@ class Policy:
                              f"or a batch (N, {', '.join(map(str, shape))}), got shape "
                              f"{tuple(obs.shape)}")
         single = obs.ndim == len(shape)
-        batch = obs[None] if single else obs
+        batch = (obs[None] if single else obs) / self.image_scale
         action = self._jit_act(self.params, batch, key, deterministic=deterministic)
         if isinstance(self.action_space, envs.Box) and self.action_space.bounded:
             action = envs.rescale_action(action, self.action_space.low, self.action_space.high)
