@@ -109,7 +109,8 @@ def test_atari_preprocessing_for_a_few_hundred_steps():
     env = registry.make("ALE/Pong-v5@repeat_action_probability=0.0", num_envs=2)
     assert env.observation_space.shape == (84, 84, 4) and env.action_space.n == 6
     state, ts = env.reset(jax.random.key(0))
-    assert ts.obs.shape == (2, 84, 84, 4) and 0.0 <= float(ts.obs.min()) <= float(ts.obs.max()) <= 1.0
+    assert ts.obs.shape == (2, 84, 84, 4)
+    assert 0.0 <= float(ts.obs.min()) <= float(ts.obs.max()) <= 1.0
     # the 4 stacked frames are the same at reset, and the last differs from the first after steps
     np.testing.assert_array_equal(ts.obs[..., 0], ts.obs[..., 3])
     step = jax.jit(env.step)

@@ -1,10 +1,10 @@
 """Network blocks: torsos (an observation encoder, then fully connected layers), policy heads and
 a value head (Flax linen).
 
-The encoder is chosen from the observation (``encoder="auto"``): an image, [H, W, C], goes through a
-convolutional network -- the Nature DQN CNN (Mnih et al. 2015) for frames of 36 pixels or more, the
-one-layer CNN of the MinAtar paper (Young & Tian 2019) for smaller ones such as MinAtar's 10x10 -- and
-anything else is flattened for the MLP. The IMPALA ResNet (Espeholt et al. 2018) is an option.
+The encoder is chosen from the observation (``encoder="auto"``): an image, [H, W, C], goes through
+a convolutional network -- the Nature DQN CNN (Mnih et al. 2015) for frames of 36 pixels or more,
+the one-layer CNN of the MinAtar paper (Young & Tian 2019) for smaller ones such as MinAtar's
+10x10 -- and anything else is flattened for the MLP. The IMPALA ResNet (Espeholt et al. 2018) is an option.
 Images reach the networks scaled to [0, 1] (``pgzoo.envs.wrappers.ScaleImage``).
 
 Initialisation follows the PPO implementation details (orthogonal, gain sqrt(2) in the torso,
@@ -50,7 +50,8 @@ class Conv(nn.Module):
     """A 2-D convolution of [B, H, W, C] images, computed as one matrix product of image patches
     (im2col): the function of ``nn.Conv``, but on the CPU XLA compiles a convolution inside a loop
     (an update's epochs, a rollout's steps) to a slow kernel -- the Nature CNN's gradient took 30x
-    longer there than this in a measurement here (docs/benchmarks.md) -- and matrix products well."""
+    longer there than this in a measurement here (docs/benchmarks.md) -- and matrix products
+    well."""
 
     features: int
     kernel: int
