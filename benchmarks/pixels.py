@@ -26,7 +26,7 @@ EXPERIMENTS.clear()
 EXPERIMENTS.update({
     "ppo_breakout_minatar": ("ppo", "Breakout-MinAtar", 2_000_000, {},
                              "beside gymnax-blines PPO at 2M and 10M steps"),
-    "dqn_breakout_minatar": ("dqn", "Breakout-MinAtar", 1_000_000, {},
+    "dqn_breakout_minatar": ("dqn", "Breakout-MinAtar", 500_000, {},
                              "reported beside PPO"),
     "ppo_breakout_atari": ("ppo", f"gymnasium:{GAME}", 500_000, {},
                            "learns: the return rises above the random policy's (about 1.5)"),

@@ -51,10 +51,11 @@ _OFFPOLICY_MUJOCO = {"learning_starts": 10_000}
 _PPO_MINATAR = {"num_envs": 64, "num_minibatches": 8, "learning_rate": 5e-4, "anneal_lr": False,
                 "gamma": 0.999, "hidden_sizes": (256, 256), "activation": "relu"}
 # Young & Tian 2019 (MinAtar examples/dqn.py): 16 3x3 filters and 128 units, batch 32, replay
-# 100k, target network every 1000 steps, Huber loss, lr 2.5e-4; here one update every 4 steps
-# (Mnih et al. 2015) and epsilon 1 -> 0.05 over the first 10% of the run.
-_DQN_MINATAR = {"buffer_size": 100_000, "batch_size": 32, "learning_starts": 5_000,
-                "train_frequency": 4, "target_update_every": 250,
+# 100k, target network every 1000 steps, Huber loss, lr 2.5e-4; here 4 environments and one
+# update per step of them (per 4 transitions, as Mnih et al. 2015), epsilon 1 -> 0.05 over the
+# first 10% of the run.
+_DQN_MINATAR = {"num_envs": 4, "buffer_size": 100_000, "batch_size": 32, "learning_starts": 5_000,
+                "train_frequency": 1, "target_update_every": 250,
                 "loss": "huber", "exploration_fraction": 0.1, "hidden_sizes": (128,)}
 # CleanRL ppo_atari.py: the Nature CNN and 512 units shared by policy and value, 8 games (its
 # other settings are PPO's defaults, which come from CleanRL's ppo.py).
@@ -93,7 +94,7 @@ PRESETS: dict[tuple[str, str], Preset] = {
     ("ppg", "CartPole-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", 475.0),
     ("ppg", "Acrobot-v1"): Preset(500_000, _PPG_SMALL, "tuned here, docs/benchmarks.md", -100.0),
     ("dqn", "CartPole-v1"): Preset(500_000, {}, "CleanRL dqn.py", 475.0),
-    ("dqn", "Breakout-MinAtar"): Preset(1_000_000, _DQN_MINATAR, "MinAtar examples/dqn.py", None),
+    ("dqn", "Breakout-MinAtar"): Preset(500_000, _DQN_MINATAR, "MinAtar examples/dqn.py", None),
     ("dqn", "Acrobot-v1"): Preset(500_000, {}, "CleanRL dqn.py", -100.0),
     # tabular control on slippery FrozenLake 4x4: chosen here among a few candidates, 3 seeds
     # (docs/benchmarks.md, "Tabular methods"); CliffWalking uses the defaults, S&B Example 6.6
