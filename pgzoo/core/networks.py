@@ -49,7 +49,7 @@ def _pad_same(x, kernel: int, value: float = 0.0):
 class Conv(nn.Module):
     """A 2-D convolution of [B, H, W, C] images, computed as one matrix product of image patches
     (im2col): the function of ``nn.Conv``, but on the CPU XLA compiles a convolution inside a loop
-    (an update's epochs, a rollout's steps) to a slow kernel -- the Nature CNN's gradient took 30x
+    (an update's epochs, a rollout's steps) to a slow kernel -- the Nature CNN's gradient took 55x
     longer there than this in a measurement here (docs/benchmarks.md) -- and matrix products
     well."""
 
